@@ -1,0 +1,3 @@
+from pad.cli import main
+
+main()
