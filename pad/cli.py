@@ -62,5 +62,19 @@ for _name in STAGES:
     _stage_command(_name)
 
 
+@data_app.command("fetch")
+@friendly_errors
+def data_fetch(
+    dataset: str = typer.Argument(..., help="Data set to download: prime-pantry."),
+    dest: Path = typer.Option(Path("data/raw"), help="Folder to write the files into."),
+    base_url: str = typer.Option("", help="Download from this URL prefix instead of the public source."),
+) -> None:
+    """Download a public data set (progress bar, sha256 check, atomic writes)."""
+    from pad.data.fetch import fetch
+
+    for path in fetch(dataset, dest, base_url or None):
+        print(path)
+
+
 def main() -> None:
     app()

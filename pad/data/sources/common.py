@@ -80,7 +80,7 @@ def read_table(path: Path, *, separator: str = ",", has_header: bool = True,
         return pl.read_csv(path, separator=separator, has_header=has_header, new_columns=columns,
                            infer_schema=False, quote_char=quote_char, encoding="utf8")
     except pl.exceptions.NoDataError:
-        raise PadError(f"{path}: file is empty; it needs a header and at least one row") from None
+        raise PadError(f"{path}: file is empty; it needs its rows (and header, if the format has one)") from None
     except pl.exceptions.ComputeError as exc:
         if "utf-8" in str(exc).lower() or "utf8" in str(exc).lower():
             raise not_utf8_error(path) from None
