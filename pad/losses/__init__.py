@@ -1,0 +1,1 @@
+"""Training losses: recommendation losses and the phase-2 alignment losses (DESIGN §4, §5)."""
