@@ -1,0 +1,218 @@
+"""Turn DVC experiments (`dvc exp show --json`) into the paper's Table 2 and a per-bucket chart.
+
+`dvc exp show --json` (dvc 3.x) is a list of commits (the workspace first, then the baseline
+commit(s)); each has `rev`, `name`, `data.params[<file>].data`, `data.metrics[<file>].data`, an
+`error`, and `experiments`: a list of `{name, executor: {state}, revs: [<same shape>]}`. A queued
+experiment has no metrics; a failed one still carries its baseline's metrics file, so its metrics
+are dropped here. Missing numbers render as "–", never as an error.
+"""
+from __future__ import annotations
+
+import fnmatch
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pad.errors import PadError
+from pad.io import atomic_path
+
+METRICS_FILE = "metrics/evaluate.json"
+PARAMS_FILE = "params.yaml"
+MISSING = "–"
+MODELS = (("sasrec", "SASRec"), ("align", "Align"), ("pad", "PAD"))
+GROUPS = ("warm", "median", "cold")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One row: a run's flattened params (`section.key`) and metrics (`test.pad.hr_10`)."""
+
+    name: str
+    status: str  # baseline | workspace | success | queued | running | failed
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def dvc_executable() -> str:
+    """`dvc` on PATH, else the one next to this Python (a venv used without activating it)."""
+    found = shutil.which("dvc") or shutil.which("dvc", path=str(Path(sys.executable).parent))
+    if found is None:
+        raise PadError("`dvc` not found: install the project (`pip install -e .`) or activate its venv")
+    return found
+
+
+def run_dvc(args: list[str], root: Path) -> str:
+    """Run `dvc <args>` in `root` and return stdout; a failure becomes a PadError with dvc's message."""
+    proc = subprocess.run([dvc_executable(), *args], cwd=root, capture_output=True, text=True)
+    if proc.returncode != 0:
+        msg = (proc.stderr or proc.stdout).strip().splitlines()
+        raise PadError(f"`dvc {' '.join(args)}` failed in {root}: {' '.join(msg) or 'no output'}")
+    return proc.stdout
+
+
+def load_exp_show(root: Path, source: Path | None = None) -> list[dict]:
+    """The `dvc exp show --json` document, from a saved file or by running dvc in `root`."""
+    if source is not None:
+        if not source.is_file():
+            raise PadError(f"{source}: no such file (save one with `dvc exp show --json > FILE`)")
+        text, where = source.read_text(), str(source)
+    else:
+        if not (root / "dvc.yaml").is_file() and not (root / ".dvc").is_dir():
+            raise PadError(f"{root} is not a DVC project: run `pad report` from the project root")
+        text, where = run_dvc(["exp", "show", "--json"], root), "`dvc exp show --json`"
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PadError(f"{where}: not valid JSON ({exc})") from None
+    if not isinstance(doc, list) or not all(isinstance(c, dict) and "rev" in c for c in doc):
+        raise PadError(f"{where}: expected a list of commits with `rev` (the `dvc exp show --json` format)")
+    return doc
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts to dotted keys: {"test": {"pad": {"hr_10": 1}}} -> {"test.pad.hr_10": 1}."""
+    if not isinstance(tree, dict):
+        return {prefix: tree} if prefix else {}
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def _file_data(section: Any, file: str) -> dict:
+    entry = section.get(file) if isinstance(section, dict) else None
+    data = entry.get("data") if isinstance(entry, dict) else None
+    return data if isinstance(data, dict) else {}
+
+
+def _experiment(rev: dict, name: str, status: str, metrics_file: str) -> Experiment:
+    data = rev.get("data") if isinstance(rev.get("data"), dict) else {}
+    params = flatten(_file_data(data.get("params"), PARAMS_FILE))
+    metrics: dict[str, float] = {}
+    if status not in ("failed", "queued", "running") and not rev.get("error"):
+        metrics = {k: float(v) for k, v in flatten(_file_data(data.get("metrics"), metrics_file)).items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return Experiment(name, status, params, metrics)
+
+
+def parse_exp_show(doc: list[dict], metrics_file: str = METRICS_FILE) -> list[Experiment]:
+    """Baseline(s) then their experiments (oldest first); the workspace only if it is not a copy."""
+    rows: list[Experiment] = []
+    workspace: Experiment | None = None
+    for commit in doc:
+        if commit.get("rev") == "workspace":
+            workspace = _experiment(commit, "workspace", "workspace", metrics_file)
+            continue
+        rows.append(_experiment(commit, commit.get("name") or str(commit["rev"])[:7], "baseline", metrics_file))
+        exps = [e for e in commit.get("experiments") or [] if isinstance(e, dict) and e.get("revs")]
+        exps.sort(key=lambda e: (e["revs"][0].get("data") or {}).get("timestamp") or "")
+        for exp in exps:
+            rev = exp["revs"][0]
+            state = (exp.get("executor") or {}).get("state") or ("failed" if rev.get("error") else "success")
+            rows.append(_experiment(rev, exp.get("name") or rev.get("name") or str(rev["rev"])[:7],
+                                    state, metrics_file))
+    if workspace is not None and not any(
+            (r.params, r.metrics) == (workspace.params, workspace.metrics) for r in rows):
+        rows.insert(0, workspace)
+    return rows
+
+
+def select(rows: list[Experiment], patterns: list[str]) -> list[Experiment]:
+    """Keep baselines and the rows whose name matches any glob (`rq3-*`); no patterns keeps all."""
+    if not patterns:
+        return rows
+    return [r for r in rows if r.status == "baseline" or any(fnmatch.fnmatch(r.name, p) for p in patterns)]
+
+
+def differing_params(rows: list[Experiment]) -> list[str]:
+    """Param keys whose value is not the same in every row (the columns that explain the rows)."""
+    keys = sorted({k for r in rows for k in r.params})
+    return [k for k in keys if len({json.dumps(r.params.get(k), sort_keys=True) for r in rows}) > 1]
+
+
+def _value(v: Any) -> str:
+    if v is None:
+        return MISSING
+    if isinstance(v, list):
+        return "[" + ", ".join(map(str, v)) + "]"
+    return str(v).replace("|", "\\|")
+
+
+def _num(metrics: dict[str, float], key: str) -> str:
+    return f"{metrics[key]:.3f}" if key in metrics else MISSING
+
+
+def improvement(metrics: dict[str, float], split: str, metric: str) -> str:
+    """PAD over SASRec of the same run, in % (e.g. "+12.3%"); "–" when either is missing or 0."""
+    pad, base = metrics.get(f"{split}.pad.{metric}"), metrics.get(f"{split}.sasrec.{metric}")
+    if pad is None or not base:
+        return MISSING
+    return f"{100.0 * (pad - base) / base:+.1f}%"
+
+
+def render_table(rows: list[Experiment], split: str = "test") -> str:
+    """Markdown: one row per experiment, differing params, HR@10/nDCG@10 per model, PAD's gain and groups."""
+    if not rows:
+        raise PadError("no experiments found: run `dvc repro` (baseline) or `dvc exp run` first")
+    params = differing_params(rows)
+    header = ["Experiment", *params]
+    header += [f"{label} {m}" for _, label in MODELS for m in ("HR@10", "nDCG@10")]
+    header += ["Impr. HR@10", "Impr. nDCG@10"]
+    header += [f"PAD {g} {m}" for g in GROUPS for m in ("HR@10", "nDCG@10")]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        name = r.name if r.status in ("baseline", "success", "workspace") else f"{r.name} ({r.status})"
+        cells = [name, *(_value(r.params.get(k)) for k in params)]
+        cells += [_num(r.metrics, f"{split}.{model}.{m}") for model, _ in MODELS for m in ("hr_10", "ndcg_10")]
+        cells += [improvement(r.metrics, split, m) for m in ("hr_10", "ndcg_10")]
+        cells += [_num(r.metrics, f"{split}.pad.{g}.{m}") for g in GROUPS for m in ("hr_10", "ndcg_10")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def bucket_series(exp: Experiment, split: str, model: str, metric: str = "ndcg_10") -> dict[int, float]:
+    """{bucket: value} from keys like `test.pad.buckets.3.ndcg_10` (bucket ids as found)."""
+    prefix = f"{split}.{model}.buckets."
+    out: dict[int, float] = {}
+    for key, value in exp.metrics.items():
+        bucket, _, name = key.removeprefix(prefix).partition(".")
+        if key.startswith(prefix) and name == metric and bucket.isdigit():
+            out[int(bucket)] = value
+    return out
+
+
+def plot_buckets(rows: list[Experiment], path: Path, split: str = "test") -> None:
+    """Grouped bars of nDCG@10 per bucket: PAD of every experiment, plus SASRec of the first row."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series = [(f"{r.name} PAD", bucket_series(r, split, "pad")) for r in rows]
+    if rows:
+        series.insert(0, (f"{rows[0].name} SASRec", bucket_series(rows[0], split, "sasrec")))
+    series = [(label, s) for label, s in series if s]
+    if not series:
+        raise PadError(f"no per-bucket metrics (`{split}.pad.buckets.N.ndcg_10`) in any experiment yet")
+    buckets = sorted({b for _, s in series for b in s})
+    width = 0.8 / len(series)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(buckets) + 0.3 * len(series)), 4.0))
+    for i, (label, s) in enumerate(series):
+        xs = [b - 0.4 + width * (i + 0.5) for b in buckets if b in s]
+        ax.bar(xs, [s[b] for b in buckets if b in s], width=width, label=label)
+    ax.set(xlabel="item frequency bucket (1 = warmest, 10 = coldest)", ylabel="nDCG@10 (%)", xticks=buckets,
+           title=f"nDCG@10 per frequency bucket ({split})")
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+def write_text(text: str, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
