@@ -36,11 +36,11 @@ def read(cfg: DataConfig) -> RawData:
                        f"{', '.join(p.name for p in candidates)}); download one next to {meta_path.name}")
 
     if inter_path.suffix == ".csv":
-        inter = with_line(read_table(inter_path, has_header=False), header_lines=0)
-        if inter.width != 5:  # 4 columns + line
+        inter = read_table(inter_path, has_header=False)
+        if inter.width != len(RATING_COLUMNS):
             raise PadError(f"{inter_path}: expected 4 columns item,user,rating,timestamp without a header, "
-                           f"found {inter.width - 1}; use the categoryFilesSmall ratings CSV")
-        inter.columns = [*RATING_COLUMNS, "line"]
+                           f"found {inter.width}; use the categoryFilesSmall ratings CSV")
+        inter = with_line(inter.rename(dict(zip(inter.columns, RATING_COLUMNS))), header_lines=0)
     else:
         inter = _json_lines(inter_path, REVIEW_FIELDS)
     inter = to_number(to_number(inter, "rating", inter_path), "timestamp", inter_path)

@@ -1,0 +1,72 @@
+"""Common preprocessing: filtering, truncation, split, numbering, schemas, atomic outputs."""
+import json
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pad.data.prepare import ITEMS_SCHEMA, SEQUENCES_SCHEMA, preprocess, write_prepared
+from pad.data.sources.common import RawData
+
+
+def raw(seqs: dict[str, list[str]], items=None, keep_unused=False):
+    rows = [(u, i, t) for u, s in seqs.items() for t, i in enumerate(s)]
+    inter = pl.DataFrame(rows, schema=["user", "item", "order"], orient="row")
+    items = items or sorted({i for s in seqs.values() for i in s})
+    catalogue = pl.DataFrame({"item": items, "text": [f"<b>{i}</b>  &quot;x&quot;" for i in items]})
+    return RawData(inter, catalogue, keep_unused_items=keep_unused)
+
+
+def test_split_truncation_and_short_users(data_cfg):
+    long = [f"i{k:02d}" for k in range(30)]
+    p = preprocess(raw({"short": ["i00", "i01", "i02", "i03"], "long": long}), data_cfg(max_items=23))
+    assert p.metrics["users"] == 1 and p.metrics["dropped_short_users"] == 1
+    (seq,) = p.sequences.column("items").to_pylist()
+    ids = p.items.column("item_id").to_pylist()
+    assert [ids[i - 1] for i in seq] == long[-23:]  # latest 23, oldest first
+    train, valid_target, test_target = seq[:-2], seq[-2], seq[-1]
+    assert ids[test_target - 1] == "i29" and ids[valid_target - 1] == "i28"
+    freq = dict(zip(p.items.column("item_idx").to_pylist(), p.items.column("train_freq").to_pylist()))
+    assert freq[test_target] == 0 and freq[valid_target] == 0  # only seq[:-2] counts
+    assert all(freq[i] == 1 for i in train)
+    assert p.metrics["truncated_interactions"] == 7 and p.metrics["interactions"] == 23
+
+
+def test_time_order_ties_keep_file_order_and_users_numbered_by_first_interaction(data_cfg):
+    inter = pl.DataFrame({"user": ["b", "a", "a", "a", "a", "a", "b", "b", "b", "b"],
+                          "item": ["x", "p", "q", "r", "s", "t", "y", "z", "w", "v"],
+                          "order": [9, 5, 1, 1, 0, 7, 10, 11, 12, 13]})
+    items = pl.DataFrame({"item": list("pqrstvwxyz"), "text": list("pqrstvwxyz")})
+    p = preprocess(RawData(inter, items, keep_unused_items=False), data_cfg())
+    assert p.sequences.column("user_id").to_pylist() == ["a", "b"]
+    ids = p.items.column("item_id").to_pylist()
+    assert [ids[i - 1] for i in p.sequences.column("items")[0].as_py()] == ["s", "q", "r", "p", "t"]
+
+
+def test_schemas_text_cleaning_repeats_and_unused_items(data_cfg):
+    seqs = {"u1": ["a", "b", "c", "a", "a"], "u2": ["c", "b", "a", "d", "b"]}
+    p = preprocess(raw(seqs, items=["a", "b", "c", "d", "e"], keep_unused=True), data_cfg())
+    assert p.items.schema.equals(ITEMS_SCHEMA) and p.sequences.schema.equals(SEQUENCES_SCHEMA)
+    assert p.items.column("text")[0].as_py() == '<b>a</b> "x"'  # entities unescaped, spaces collapsed
+    assert p.metrics["repeat_targets"] == {"valid": 1, "test": 2}
+    assert p.metrics["unused_items"] == 1 and p.metrics["items"] == 5
+    dropped = preprocess(raw(seqs, items=["a", "b", "c", "d", "e"]), data_cfg())
+    assert dropped.items.column("item_id").to_pylist() == ["a", "b", "c", "d"]
+    assert p.items.column("bucket")[4].as_py() == 10  # unused item "e": coldest bucket
+    assert sum(p.metrics["bucket_sizes"]) == 5 and len(p.metrics["bucket_cuts"]) == 9
+
+
+def test_write_is_all_or_nothing(tmp_path, data_cfg):
+    p = preprocess(raw({"u": list("abcde")}), data_cfg())
+    paths = [tmp_path / "items.parquet", tmp_path / "seq.parquet", tmp_path / "m" / "prepare.json"]
+    write_prepared(p, *paths)
+    assert pq.read_schema(paths[0]).equals(ITEMS_SCHEMA, check_metadata=False)
+    assert json.loads(paths[2].read_text())["users"] == 1
+    before = [path.read_bytes() for path in paths]
+    broken = type(p)(p.items, p.sequences, {"not json": object()})
+    with pytest.raises(TypeError):
+        write_prepared(broken, *paths)
+    assert [path.read_bytes() for path in paths] == before
+    assert sorted(f.name for f in tmp_path.rglob("*")) == ["items.parquet", "m", "prepare.json", "seq.parquet"]
