@@ -76,5 +76,69 @@ def data_fetch(
         print(path)
 
 
+exp_app = typer.Typer(help="Named experiment sets for the paper's research questions.", no_args_is_help=True)
+app.add_typer(exp_app, name="exp")
+_SET_PARAM = typer.Option([], "-S", "--set-param", help="Extra override for every member, e.g. -S data.source=pad_csv.")
+_MEMBER = typer.Option([], "--member", help="Only this member (repeatable), e.g. --member llm2vec.")
+_ALLOW_DIRTY = typer.Option(False, help="Queue even if params.yaml has uncommitted changes (they are inherited).")
+
+
+@app.command("report")
+@friendly_errors
+def report(
+    out: Path | None = typer.Option(None, help="Write the Markdown table here (else print it)."),
+    png: Path | None = typer.Option(None, help="Write a bar chart of nDCG@10 per bucket here."),
+    source: Path | None = typer.Option(None, "--from", help="Saved `dvc exp show --json` output."),
+    split: str = typer.Option("test", help="test or valid."),
+    select: list[str] = typer.Option([], help="Only experiments matching this glob (repeatable), e.g. 'rq3-*'."),
+) -> None:
+    """Table 2 of the paper (HR@10, nDCG@10, PAD's gain, warm/median/cold) from `dvc exp show`."""
+    from pad import report as rep
+
+    if split not in ("test", "valid"):
+        raise PadError(f"--split {split!r}: expected test or valid")
+    rows = rep.select(rep.parse_exp_show(rep.load_exp_show(Path.cwd(), source)), select)
+    table = rep.render_table(rows, split)
+    if out is None:
+        print(table, end="")
+    else:
+        rep.write_text(table, out)
+        print(f"wrote {out}")
+    if png is not None:
+        rep.plot_buckets(rows, png, split)
+        print(f"wrote {png}")
+
+
+@exp_app.command("list")
+@friendly_errors
+def exp_list() -> None:
+    """Show every experiment set and the params each member sets."""
+    from pad.experiments import describe_sets
+
+    print(describe_sets())
+
+
+@exp_app.command("queue")
+@friendly_errors
+def exp_queue(name: str, set_param: list[str] = _SET_PARAM, member: list[str] = _MEMBER,
+              allow_dirty: bool = _ALLOW_DIRTY) -> None:
+    """Queue a set (`dvc exp run --queue -n <set>-<value> -S ...` per member); run with `dvc exp run --run-all`."""
+    from pad.experiments import queue_set
+
+    for queued in queue_set(name, Path.cwd(), set_param, member, allow_dirty):
+        print(f"queued {queued}")
+
+
+@exp_app.command("run")
+@friendly_errors
+def exp_run(name: str, set_param: list[str] = _SET_PARAM, member: list[str] = _MEMBER,
+            allow_dirty: bool = _ALLOW_DIRTY) -> None:
+    """Queue a set, then run the whole queue one at a time (`dvc exp run --run-all --jobs 1`)."""
+    from pad.experiments import run_set
+
+    names = run_set(name, Path.cwd(), set_param, member, allow_dirty)
+    print(f"done: {', '.join(names)}; compare with `pad report --select '{name}-*'`")
+
+
 def main() -> None:
     app()

@@ -45,13 +45,17 @@ def dvc_executable() -> str:
     return found
 
 
-def run_dvc(args: list[str], root: Path) -> str:
-    """Run `dvc <args>` in `root` and return stdout; a failure becomes a PadError with dvc's message."""
-    proc = subprocess.run([dvc_executable(), *args], cwd=root, capture_output=True, text=True)
+def run_dvc(args: list[str], root: Path, stream: bool = False) -> str:
+    """Run `dvc <args>` in `root` and return stdout (`stream`: show dvc's output live instead).
+
+    A failure becomes a PadError with dvc's message."""
+    proc = subprocess.run([dvc_executable(), *args], cwd=root, capture_output=not stream, text=True)
+    if proc.returncode != 0 and stream:
+        raise PadError(f"`dvc {' '.join(args)}` failed in {root} (its output is above)")
     if proc.returncode != 0:
         msg = (proc.stderr or proc.stdout).strip().splitlines()
         raise PadError(f"`dvc {' '.join(args)}` failed in {root}: {' '.join(msg) or 'no output'}")
-    return proc.stdout
+    return proc.stdout or ""
 
 
 def load_exp_show(root: Path, source: Path | None = None) -> list[dict]:

@@ -1,0 +1,176 @@
+"""Named experiment sets for the paper's research questions, queued as DVC experiments.
+
+`pad exp queue rq3` runs `dvc exp run --queue -n rq3-<value> -S align.kernel=<value>` per member;
+`pad exp run rq3` then runs the queue (`dvc exp run --run-all --jobs 1`). Extra `-S key=value`
+overrides go to every member (e.g. `-S data.source=pad_csv`), so each set also holds the default
+value: its row is the reference under the same overrides. `pad report --select 'rq3-*'` compares.
+"""
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pad.errors import PadError
+from pad.report import PARAMS_FILE, load_exp_show, parse_exp_show, run_dvc
+
+RUN_ALL = ["exp", "run", "--run-all", "--jobs", "1"]
+
+
+@dataclass(frozen=True)
+class Member:
+    """One experiment of a set: its name suffix and the params it sets (`section.key` -> value)."""
+
+    name: str
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ExperimentSet:
+    name: str
+    question: str
+    members: tuple[Member, ...]
+
+    @property
+    def keys(self) -> set[str]:
+        """The params the set varies."""
+        return {k for m in self.members for k in m.params}
+
+
+def _sweep(key: str, values: list[Any]) -> tuple[Member, ...]:
+    return tuple(Member(str(v), {key: v}) for v in values)
+
+
+SETS: dict[str, ExperimentSet] = {s.name: s for s in (
+    ExperimentSet("rq2", "RQ2: alignment mode (anchored by the rec. loss, or not, frozen ID table, none)",
+                  _sweep("align.mode", ["anchored", "non_anchored", "frozen", "none"])),
+    ExperimentSet("rq3", "RQ3: alignment kernel / loss",
+                  _sweep("align.kernel", ["gaussian", "laplacian", "linear", "cosine", "infonce"])),
+    ExperimentSet("rq5", "RQ5: each expert removed, and the gate (global = no frequency awareness)", (
+        Member("no-id", {"finetune.experts": ["align", "llm"]}),
+        Member("no-align", {"finetune.experts": ["id", "llm"]}),
+        Member("no-llm", {"finetune.experts": ["id", "align"]}),
+        *(Member(f"gate-{g}", {"finetune.gate": g}) for g in ("global", "network", "bucket")),
+    )),
+    ExperimentSet("rq6", "RQ6: text encoder (llm2vec needs the model locally: --member llm2vec -S embed.model=PATH)", (
+        Member("minilm", {"embed.encoder": "hf", "embed.model": "all-MiniLM-L6-v2"}),
+        Member("llm2vec", {"embed.encoder": "llm2vec", "embed.model": "meta-llama/Meta-Llama-3-8B-Instruct"}),
+    )),
+    ExperimentSet("rq7", "RQ7: sequence backbone", _sweep("model.backbone", ["sasrec", "gru4rec", "caser"])),
+    ExperimentSet("loss", "Recommendation loss (the paper's bce vs full-softmax ce)",
+                  _sweep("model.loss", ["bce", "ce"])),
+)}
+
+_PLAIN = re.compile(r"[A-Za-z0-9_./-]+")
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def format_value(value: Any) -> str:
+    """A Python value in the `-S key=value` (Hydra override) syntax: lists `[id,llm]`, odd strings quoted."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(format_value(v) for v in value) + "]"
+    text = str(value)
+    if _PLAIN.fullmatch(text) and yaml.safe_load(text) == text and not _is_float(text):
+        return text
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def parse_overrides(overrides: list[str]) -> dict[str, str]:
+    """`["data.source=pad_csv"]` -> {"data.source": "pad_csv"}; values stay in the user's syntax."""
+    out: dict[str, str] = {}
+    for item in overrides:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip() or " " in key.strip():
+            raise PadError(f"-S {item!r}: expected section.key=value (e.g. -S data.source=pad_csv)")
+        out[key.strip()] = value
+    return out
+
+
+def get_set(name: str) -> ExperimentSet:
+    if name not in SETS:
+        raise PadError(f"unknown experiment set {name!r}; known: {', '.join(SETS)} (see `pad exp list`)")
+    return SETS[name]
+
+
+def queue_commands(set_name: str, overrides: list[str] = (), members: list[str] = ()) -> list[list[str]]:
+    """The `dvc exp run --queue` argument lists for a set (pure: nothing runs)."""
+    exp_set = get_set(set_name)
+    known = {m.name: m for m in exp_set.members}
+    unknown = [m for m in members if m not in known]
+    if unknown:
+        raise PadError(f"set {set_name} has no member {', '.join(unknown)}; members: {', '.join(known)}")
+    chosen = [known[m] for m in members] if members else list(exp_set.members)
+    extra = parse_overrides(list(overrides))
+    clash = sorted(set(extra) & exp_set.keys)
+    if clash and len(chosen) > 1:
+        raise PadError(f"-S {clash[0]} sets the param that set {set_name} varies; "
+                       f"pick one member with --member ({', '.join(known)})")
+    commands = []
+    for member in chosen:
+        params = {k: format_value(v) for k, v in member.params.items()} | extra
+        sets = [arg for k, v in params.items() for arg in ("-S", f"{k}={v}")]
+        commands.append(["exp", "run", "--queue", "-n", f"{set_name}-{member.name}", *sets])
+    return commands
+
+
+def check_params_committed(root: Path) -> None:
+    """Queued experiments start from the workspace: uncommitted params.yaml edits (often left by
+    `dvc exp run -S`) would silently leak into every member, so refuse them."""
+    proc = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", PARAMS_FILE], cwd=root,
+                          capture_output=True, text=True)
+    if proc.returncode == 1:
+        raise PadError(f"{root / PARAMS_FILE} has uncommitted changes that every queued experiment would "
+                       f"inherit: commit them, undo them (`git checkout {PARAMS_FILE}`), or pass --allow-dirty")
+    if proc.returncode != 0:
+        raise PadError(f"{root} is not a git repository with a commit: DVC experiments need one "
+                       f"({proc.stderr.strip()})")
+
+
+def queue_set(set_name: str, root: Path, overrides: list[str] = (), members: list[str] = (),
+              allow_dirty: bool = False) -> list[str]:
+    """Queue a set's experiments in the DVC project at `root`; returns their names."""
+    commands = queue_commands(set_name, overrides, members)
+    if not allow_dirty:
+        check_params_committed(root)
+    for args in commands:
+        run_dvc(args, root)
+    return [args[args.index("-n") + 1] for args in commands]
+
+
+def run_set(set_name: str, root: Path, overrides: list[str] = (), members: list[str] = (),
+            allow_dirty: bool = False) -> list[str]:
+    """Queue a set, run the whole queue one experiment at a time, and fail if any of the set failed."""
+    names = queue_set(set_name, root, overrides, members, allow_dirty)
+    run_dvc(RUN_ALL, root, stream=True)
+    latest = {row.name: row.status for row in parse_exp_show(load_exp_show(root))}
+    failed = [n for n in names if latest.get(n) == "failed"]
+    if failed:
+        raise PadError(f"experiment(s) failed: {', '.join(failed)}; see `dvc queue logs {failed[0]}`")
+    return names
+
+
+def describe_sets() -> str:
+    """`pad exp list`: every set, its question, and each member's experiment name and params."""
+    lines = []
+    for exp_set in SETS.values():
+        lines.append(f"{exp_set.name}: {exp_set.question}")
+        for m in exp_set.members:
+            sets = " ".join(f"-S {shlex.quote(f'{k}={format_value(v)}')}" for k, v in m.params.items())
+            lines.append(f"  {exp_set.name + '-' + m.name:<18} {sets}")
+    return "\n".join(lines)
