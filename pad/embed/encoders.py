@@ -162,7 +162,7 @@ def merge_lora(model: nn.Module, adapter: Resolved, device: torch.device) -> nn.
         peft_model = PeftModel(model, config)
         result = peft_model.load_adapter(str(adapter.path), "default", torch_device=str(device))
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
-        msg = str(exc).splitlines()[0][:300]
+        msg = " ".join(str(exc).split())[:300]
         raise PadError(f"adapter {adapter.name!r} does not fit the base model: {msg}") from None
     bad = list(result.missing_keys) + [k for k in result.unexpected_keys if "lora" in k]
     if bad:
