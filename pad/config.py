@@ -30,6 +30,7 @@ class PathsConfig:
     sequences: str
     embeddings: str
     embed_cache: str
+    train_cache: str  # resume folders of interrupted training runs (outside DVC outs)
     pretrain_model: str
     align_model: str
     finetune_model: str

@@ -1,0 +1,119 @@
+"""Full-ranking evaluation (DESIGN §7): every item scored for every user, in user chunks.
+
+Tie rule (pessimistic, stated once): rank = 1 + #(items scoring higher than the target)
++ #(other items scoring the same), so a constant scorer gets no credit. Padding (item 0) is never
+ranked. Primary protocol: the user's history items are excluded (score -inf); a target that is
+already in the history (a repeat) then counts as a miss. Protocol `unmasked`: nothing excluded.
+HR@k = [rank <= k], nDCG@k = [rank <= k] / log2(rank + 1), averaged over users, in %.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils._pytree import tree_map
+
+
+@dataclass(frozen=True)
+class RankingSplit:
+    """inputs (U, L) left-padded model window; targets (U,); history (U, H) 0-padded items to exclude."""
+
+    inputs: Tensor
+    targets: Tensor
+    history: Tensor
+
+
+def target_ranks(scores: Tensor, targets: Tensor, exclude: Tensor | None = None) -> Tensor:
+    """(U, N+1) scores, (U,) targets, (U, H) 0-padded ids to exclude -> (U,) float ranks (inf = excluded)."""
+    scores = scores.float().clone()
+    if exclude is not None:
+        scores.scatter_(1, exclude, float("-inf"))
+    scores[:, 0] = float("-inf")
+    t = scores.gather(1, targets[:, None])  # (U, 1)
+    ranks = 1 + (scores > t).sum(1) + (scores == t).sum(1) - 1  # the target ties with itself
+    return torch.where(t[:, 0] == float("-inf"), torch.full_like(t[:, 0], math.inf), ranks.float())
+
+
+def hit_ndcg(ranks: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """(U,) ranks -> per-user HR@k and nDCG@k (0/1 and 1/log2(rank+1) or 0)."""
+    hit = (ranks <= k).float()
+    return hit, hit / torch.log2(ranks.clamp(max=1e9) + 1)
+
+
+def bucket_groups(n_buckets: int) -> dict[str, range]:
+    """warm / median / cold buckets: 1-3 / 4-7 / 8-10 for 10 buckets (30% / 40% / 30% in general)."""
+    edge = max(1, round(0.3 * n_buckets))
+    return {"warm": range(1, edge + 1), "median": range(edge + 1, n_buckets - edge + 1),
+            "cold": range(n_buckets - edge + 1, n_buckets + 1)}
+
+
+def summarize(hit: Tensor, ndcg: Tensor, buckets: Tensor, k: int, n_buckets: int) -> dict[str, Any]:
+    """Per-user hits, nDCGs and target buckets -> overall, per group and per bucket means in %."""
+
+    def mean(sel: Tensor) -> dict[str, float]:
+        n = int(sel.sum())
+        return {"users": n, f"hr_{k}": _pct(hit[sel], n), f"ndcg_{k}": _pct(ndcg[sel], n)}
+
+    out = mean(torch.ones_like(hit, dtype=torch.bool))
+    for group, members in bucket_groups(n_buckets).items():
+        out[group] = mean(torch.isin(buckets, torch.tensor(list(members))))
+    out["buckets"] = {str(b): mean(buckets == b) for b in range(1, n_buckets + 1)}
+    return out
+
+
+def _pct(x: Tensor, n: int) -> float:
+    return round(100.0 * float(x.sum()) / n, 4) if n else 0.0
+
+
+@torch.no_grad()
+def split_ranks(scorer: Any, split: RankingSplit, user_chunk: int) -> tuple[Tensor, Tensor]:
+    """Ranks of every user's target, history excluded and unmasked; scores users in chunks."""
+    masked, unmasked = [], []
+    for start in range(0, len(split.targets), user_chunk):
+        sl = slice(start, start + user_chunk)
+        query = tree_map(lambda t: t[:, -1:], scorer.encode(split.inputs[sl]))  # leaves (C, 1, ...)
+        scores = scorer.score(query, None)[:, 0]  # (C, N+1)
+        targets = split.targets[sl].to(scores.device)
+        unmasked.append(target_ranks(scores, targets).cpu())
+        masked.append(target_ranks(scores, targets, split.history[sl].to(scores.device)).cpu())
+    return torch.cat(masked), torch.cat(unmasked)
+
+
+def evaluate_split(scorer: Any, split: RankingSplit, item_buckets: Tensor, k: int, user_chunk: int) -> dict[str, Any]:
+    """Metrics of one split: primary (history excluded), `repeat_targets`, and `unmasked`."""
+    device = next(scorer.parameters()).device if isinstance(scorer, nn.Module) else "cpu"
+    moved = RankingSplit(split.inputs.to(device), split.targets, split.history)
+    was_training = getattr(scorer, "training", False)
+    if isinstance(scorer, nn.Module):
+        scorer.eval()
+    try:
+        masked, unmasked = split_ranks(scorer, moved, user_chunk)
+    finally:
+        if isinstance(scorer, nn.Module):
+            scorer.train(was_training)
+    n_buckets = int(item_buckets.max())
+    buckets = item_buckets[split.targets]
+    out = summarize(*hit_ndcg(masked, k), buckets, k, n_buckets)
+    out["repeat_targets"] = int((split.history == split.targets[:, None]).any(1).sum())
+    out["unmasked"] = summarize(*hit_ndcg(unmasked, k), buckets, k, n_buckets)
+    return out
+
+
+def evaluate(scorer: Any, splits: dict[str, RankingSplit], item_buckets: Tensor, k: int, user_chunk: int) -> dict[str, Any]:
+    """{"valid": ..., "test": ...} metrics for a scorer (anything with `encode`/`score`)."""
+    return {name: evaluate_split(scorer, split, item_buckets, k, user_chunk) for name, split in splits.items()}
+
+
+def flatten(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """Nested metrics -> {"test.hr_10": ..., "test.buckets.10.ndcg_10": ...} (DVC's own key style)."""
+    flat: dict[str, float] = {}
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat

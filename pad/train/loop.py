@@ -1,0 +1,178 @@
+"""The training loop every phase reuses: AdamW, seeded, early stopping on validation nDCG@10,
+best-validation weights kept, time budget, per-epoch TSV log, resume after a kill, DDP.
+
+The caller supplies the loss (`loss_fn(model, batch) -> loss` or `(loss, {"name": value})`; the
+extra values are averaged per epoch and logged as TSV columns) and the validation
+(`valid_fn(model) -> {"ndcg_10": ..., "hr_10": ...}`, logged as `valid_<key>`). Frozen parameters
+are those with `requires_grad=False`: they never reach the optimizer. Under `torchrun`
+(torch.distributed initialised) users are sharded over ranks, gradients all-reduced by
+DistributedDataParallel, and rank 0 validates, logs and checkpoints.
+"""
+from __future__ import annotations
+
+import copy
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from pad.config import TrainConfig
+from pad.io import atomic_path, save_torch
+from pad.train.data import Batch, TrainData
+
+LossOutput = Tensor | tuple[Tensor, dict[str, Tensor | float]]
+LossFn = Callable[[nn.Module, Batch], LossOutput]
+ValidFn = Callable[[nn.Module], dict[str, float]]
+
+
+@dataclass
+class FitResult:
+    """What `fit` leaves: the model holds the best-validation weights when it returns."""
+
+    best_epoch: int
+    best_valid: dict[str, float]
+    epochs_run: int
+    train_s: float
+    stop_reason: str  # "patience", "time_budget" or "epochs"
+    rows: list[dict[str, float]] = field(default_factory=list)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class _Step(nn.Module):
+    """Wraps model + loss so DistributedDataParallel sees the whole loss as one forward."""
+
+    def __init__(self, model: nn.Module, loss_fn: LossFn) -> None:
+        super().__init__()
+        self.model = model
+        self.loss_fn = loss_fn
+
+    def forward(self, batch: Batch) -> LossOutput:
+        return self.loss_fn(self.model, batch)
+
+
+def _world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def fit(model: nn.Module, data: TrainData, loss_fn: LossFn, valid_fn: ValidFn, cfg: TrainConfig, *,
+        log_path: str | Path | None = None, resume_dir: str | Path | None = None, monitor: str = "ndcg_10",
+        desc: str = "train", find_unused_parameters: bool = False) -> FitResult:
+    """Train `model` on `data` until patience, `cfg.epochs` or the time budget; keep the best weights.
+
+    `resume_dir/last.pt` (written atomically after every epoch) lets a killed run continue where
+    it stopped; a finished run's state is reused as is. Epochs are seeded by (cfg.seed, epoch), so
+    a resumed run follows the same path as an uninterrupted one.
+    """
+    rank, world = _world()
+    device = next(model.parameters()).device
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    st: dict[str, Any] = {"epoch": 0, "best_epoch": 0, "best_valid": {}, "best_state": None,
+                          "bad_epochs": 0, "rows": [], "train_s": 0.0, "stop_reason": ""}
+    last = Path(resume_dir) / "last.pt" if resume_dir else None
+    if last is not None and last.is_file():
+        saved = torch.load(last, map_location=device, weights_only=False)
+        model.load_state_dict(saved.pop("model"))
+        opt.load_state_dict(saved.pop("optimizer"))
+        st.update(saved)
+    step = _Step(model, loss_fn)
+    if world > 1:
+        step = DistributedDataParallel(step, find_unused_parameters=find_unused_parameters)
+    while not st["stop_reason"]:
+        epoch = st["epoch"] + 1
+        torch.manual_seed(cfg.seed * 1_000 + epoch * 10 + rank)  # dropout stream of this epoch
+        model.train()
+        t0 = time.perf_counter()
+        sums = _train_epoch(step, opt, data, cfg, epoch, rank, world, device, desc)
+        epoch_s = time.perf_counter() - t0
+        st["train_s"] += epoch_s
+        decision: list[Any] = [None]
+        if rank == 0:
+            t1 = time.perf_counter()
+            valid = valid_fn(model)
+            row = {"epoch": epoch, "train_loss": sums.pop("loss"), **{f"valid_{k}": v for k, v in valid.items()},
+                   "epoch_s": round(epoch_s, 3), "samples_per_s": round(data.n_positions / epoch_s, 1),
+                   "eval_s": round(time.perf_counter() - t1, 3), **sums}
+            decision = [_update(st, model, valid, row, epoch, cfg, monitor)]
+        if world > 1:
+            dist.broadcast_object_list(decision, src=0)
+        st.update(decision[0] if rank else {})
+        st["epoch"] = epoch
+        if rank == 0:
+            if log_path is not None:
+                _write_tsv(st["rows"], log_path)
+            if last is not None:
+                save_torch({**st, "model": model.state_dict(), "optimizer": opt.state_dict()}, last)
+            print(f"{desc} epoch {epoch}: loss {row['train_loss']:.4f} valid {monitor} {valid[monitor]:.4f} "
+                  f"({epoch_s:.1f}s, {row['samples_per_s']:.0f} samples/s)", flush=True)
+    if st["best_state"] is not None:
+        model.load_state_dict(st["best_state"])
+    if world > 1:  # rank 0 holds the best weights; every rank returns the same model
+        for t in model.state_dict().values():
+            dist.broadcast(t, src=0)
+    return FitResult(st["best_epoch"], st["best_valid"], st["epoch"], st["train_s"], st["stop_reason"], st["rows"])
+
+
+def _train_epoch(step: nn.Module, opt: torch.optim.Optimizer, data: TrainData, cfg: TrainConfig, epoch: int,
+                 rank: int, world: int, device: torch.device, desc: str) -> dict[str, float]:
+    """One pass over the users; returns the epoch's mean loss and mean extra values (all ranks)."""
+    totals: dict[str, float] = {}
+    n = 0
+    bar = tqdm(data.batches(epoch, cfg.batch_size, cfg.seed, rank, world), total=data.n_batches(cfg.batch_size, world),
+               desc=f"{desc} {epoch}", disable=rank != 0, leave=False, unit="batch")
+    t0, seen = time.perf_counter(), 0
+    for batch in bar:
+        out = step(batch.to(device))
+        loss, extra = out if isinstance(out, tuple) else (out, {})
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        for k, v in {"loss": loss, **extra}.items():
+            totals[k] = totals.get(k, 0.0) + float(v.detach() if isinstance(v, Tensor) else v)
+        n += 1
+        seen += int((batch.targets != 0).sum()) * world
+        bar.set_postfix(loss=f"{loss.item():.4f}", samples_s=f"{seen / (time.perf_counter() - t0):.0f}")
+    means = torch.tensor([totals[k] for k in totals] + [n], dtype=torch.float64)
+    if world > 1:
+        dist.all_reduce(means)
+    return {k: round(float(v / means[-1]), 6) for k, v in zip(totals, means[:-1])}
+
+
+def _update(st: dict[str, Any], model: nn.Module, valid: dict[str, float], row: dict[str, float], epoch: int,
+            cfg: TrainConfig, monitor: str) -> dict[str, Any]:
+    """Early-stopping bookkeeping after an epoch (rank 0); returns the fields every rank must share."""
+    st["rows"].append(row)
+    if epoch == 1 or valid[monitor] > st["best_valid"][monitor]:
+        st.update(best_epoch=epoch, best_valid=dict(valid), bad_epochs=0,
+                  best_state=copy.deepcopy(model.state_dict()))
+    else:
+        st["bad_epochs"] += 1
+    if cfg.patience > 0 and st["bad_epochs"] >= cfg.patience:
+        st["stop_reason"] = "patience"
+    elif cfg.time_budget_s > 0 and st["train_s"] >= cfg.time_budget_s:
+        st["stop_reason"] = "time_budget"
+    elif epoch >= cfg.epochs:
+        st["stop_reason"] = "epochs"
+    return {k: st[k] for k in ("best_epoch", "best_valid", "bad_epochs", "stop_reason", "train_s")}
+
+
+def _write_tsv(rows: list[dict[str, float]], path: str | Path) -> None:
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    lines = ["\t".join(columns)] + ["\t".join(str(row.get(c, "")) for c in columns) for row in rows]
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")

@@ -1,0 +1,38 @@
+"""Phase 1: pre-train the ID expert (SASRec / GRU4Rec / Caser) and evaluate it by full ranking."""
+import dataclasses
+from pathlib import Path
+
+import torch
+
+from pad.cli import friendly_errors
+from pad.config import load_section, train_config
+from pad.io import write_json
+from pad.train.checkpoint import save_expert
+from pad.train.distributed import close_distributed, device_for, init_distributed
+from pad.train.pretrain import final_metrics, load_prepared, pretrain
+
+
+@friendly_errors
+def main() -> None:
+    paths = load_section("paths")
+    model_cfg = load_section("model")
+    cfg = train_config(load_section("pretrain"))
+    ev = load_section("evaluate")
+    rank, world = init_distributed()
+    torch.set_num_threads(max(1, 2 // world))
+    data = load_prepared(paths.sequences, paths.items, model_cfg)
+    expert, result = pretrain(data, model_cfg, cfg, ev, device=device_for(rank),
+                              log_path=Path(paths.plots) / "pretrain.tsv", resume_root=paths.train_cache,
+                              world=world, files=(paths.sequences, paths.items))
+    if rank == 0:
+        metrics = final_metrics(expert, data, result, ev)
+        save_expert(expert.cpu(), model_cfg, data.n_items, paths.pretrain_model,
+                    best_epoch=result.best_epoch, valid=metrics["valid"], train=dataclasses.asdict(cfg))
+        write_json(metrics, Path(paths.metrics) / "pretrain.json")
+        print(f"pretrain: test HR@{ev.k} {metrics['test'][f'hr_{ev.k}']:.4f} "
+              f"nDCG@{ev.k} {metrics['test'][f'ndcg_{ev.k}']:.4f} (best epoch {result.best_epoch})")
+    close_distributed()
+
+
+if __name__ == "__main__":
+    main()
