@@ -9,7 +9,6 @@ import pytest
 from pad.config import DataConfig, load_section
 
 REPO = Path(__file__).resolve().parents[2]
-PRIME_PANTRY = (REPO / "../shared/datasets/prime_pantry").resolve()
 
 
 @pytest.fixture

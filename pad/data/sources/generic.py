@@ -56,7 +56,10 @@ def _timestamps(df: pl.DataFrame, path: Path) -> pl.DataFrame:
         as_number = df["timestamp"].cast(pl.Float64, strict=False)
         if as_number.null_count() == 0:
             return df.with_columns(timestamp=as_number)
-        as_date = df["timestamp"].str.to_datetime(strict=False)
+        try:
+            as_date = df["timestamp"].str.to_datetime(strict=False)
+        except pl.exceptions.ComputeError:  # no date format fits the column
+            as_date = pl.Series([None] * df.height, dtype=pl.Datetime)
         bad = df.filter(as_date.is_null() & as_number.is_null())
         if bad.height:
             row = bad.row(0, named=True)
