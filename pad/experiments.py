@@ -67,6 +67,7 @@ SETS: dict[str, ExperimentSet] = {s.name: s for s in (
 )}
 
 _PLAIN = re.compile(r"[A-Za-z0-9_./-]+")
+_QUOTE_ESCAPES = re.compile(r"(\\*)('|$)")
 
 
 def _is_float(text: str) -> bool:
@@ -88,7 +89,8 @@ def format_value(value: Any) -> str:
     text = str(value)
     if _PLAIN.fullmatch(text) and yaml.safe_load(text) == text and not _is_float(text):
         return text
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    # Hydra quoted string: only backslashes before a quote (or the closing quote) are escapes.
+    return "'" + _QUOTE_ESCAPES.sub(lambda m: m[1] * 2 + ("\\'" if m[2] else ""), text) + "'"
 
 
 def parse_overrides(overrides: list[str]) -> dict[str, str]:
