@@ -140,5 +140,31 @@ def exp_run(name: str, set_param: list[str] = _SET_PARAM, member: list[str] = _M
     print(f"done: {', '.join(names)}; compare with `pad report --select '{name}-*'`")
 
 
+
+@app.command("tau")
+@friendly_errors
+def tau(
+    table_a: Path = typer.Argument(..., help="Table A: a .pt checkpoint or an embeddings .parquet."),
+    table_b: Path = typer.Argument(..., help="Table B, same kinds."),
+    sequences: Path = typer.Option(Path("data/prepared/sequences.parquet"), help="Users' item sequences."),
+    items: Path = typer.Option(Path("data/prepared/items.parquet"), help="Items with their frequency bucket."),
+    key: str | None = typer.Option(None, help="Which 2-D tensor of a .pt file (dotted name or suffix)."),
+    key_b: str | None = typer.Option(None, help="Key for table B if it differs from --key."),
+    max_pairs: int = typer.Option(200_000, help="Seeded subsample of (history, target) pairs."),
+    seed: int = typer.Option(0),
+    metric: str = typer.Option("euclidean", help="euclidean or cosine."),
+) -> None:
+    """Kendall's tau-b between two item tables' (history item, target) distances, per bucket (paper §4.3)."""
+    from pad.evaluation import kendall
+
+    if metric not in ("euclidean", "cosine"):
+        raise PadError(f"--metric {metric!r}: expected euclidean or cosine")
+    seqs, item_bucket = kendall.load_sequences_and_buckets(sequences, items)
+    n = len(item_bucket) - 1
+    a = kendall.load_table(table_a, key, n)
+    b = kendall.load_table(table_b, key_b or key, n)
+    result = kendall.tau_discrepancy(a, b, seqs, item_bucket, int(item_bucket.max()), max_pairs, seed, metric)
+    print(kendall.format_tau(result), end="")
+
 def main() -> None:
     app()
