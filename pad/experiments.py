@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from pad.errors import PadError
-from pad.report import PARAMS_FILE, load_exp_show, parse_exp_show, run_dvc
+from pad.report import PARAMS_FILE, Experiment, load_exp_show, parse_exp_show, run_dvc
 
 RUN_ALL = ["exp", "run", "--run-all", "--jobs", "1"]
 
@@ -134,14 +134,14 @@ def queue_commands(set_name: str, overrides: list[str] = (), members: list[str] 
 def check_params_committed(root: Path) -> None:
     """Queued experiments start from the workspace: uncommitted params.yaml edits (often left by
     `dvc exp run -S`) would silently leak into every member, so refuse them."""
-    proc = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", PARAMS_FILE], cwd=root,
-                          capture_output=True, text=True)
-    if proc.returncode == 1:
+    head = subprocess.run(["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=root, capture_output=True, text=True)
+    if head.returncode != 0:
+        raise PadError(f"{root} is not a git repository with a commit: DVC experiments need one "
+                       f"(`git init && git add -A && git commit`)")
+    diff = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", PARAMS_FILE], cwd=root, capture_output=True)
+    if diff.returncode != 0:
         raise PadError(f"{root / PARAMS_FILE} has uncommitted changes that every queued experiment would "
                        f"inherit: commit them, undo them (`git checkout {PARAMS_FILE}`), or pass --allow-dirty")
-    if proc.returncode != 0:
-        raise PadError(f"{root} is not a git repository with a commit: DVC experiments need one "
-                       f"({proc.stderr.strip()})")
 
 
 def queue_set(set_name: str, root: Path, overrides: list[str] = (), members: list[str] = (),
@@ -160,11 +160,16 @@ def run_set(set_name: str, root: Path, overrides: list[str] = (), members: list[
     """Queue a set, run the whole queue one experiment at a time, and fail if any of the set failed."""
     names = queue_set(set_name, root, overrides, members, allow_dirty)
     run_dvc(RUN_ALL, root, stream=True)
-    latest = {row.name: row.status for row in parse_exp_show(load_exp_show(root))}
-    failed = [n for n in names if latest.get(n) == "failed"]
+    failed = failed_names(parse_exp_show(load_exp_show(root)), names)
     if failed:
         raise PadError(f"experiment(s) failed: {', '.join(failed)}; see `dvc queue logs {failed[0]}`")
     return names
+
+
+def failed_names(rows: list[Experiment], names: list[str]) -> list[str]:
+    """Which of `names` failed (`dvc exp run --run-all` exits 0 even then); the latest run of a name counts."""
+    latest = {row.name: row.status for row in rows}  # rows are oldest first
+    return [n for n in names if latest.get(n) == "failed"]
 
 
 def describe_sets() -> str:

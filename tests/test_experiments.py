@@ -1,0 +1,125 @@
+"""Experiment sets: the exact dvc commands, the `-S` value syntax (checked with DVC's own Hydra
+parser), and one real `dvc exp run --queue` of a list param in a throwaway DVC project."""
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hypothesis import given, strategies as st
+
+from pad import experiments as ex
+from pad.config import SECTIONS, build
+from pad.errors import PadError
+from pad.report import parse_exp_show
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "exp_show.json"
+PARSER = OverridesParser.create()
+
+
+def test_rq3_commands():
+    assert ex.queue_commands("rq3") == [
+        ["exp", "run", "--queue", "-n", f"rq3-{k}", "-S", f"align.kernel={k}"]
+        for k in ("gaussian", "laplacian", "linear", "cosine", "infonce")]
+
+
+def test_rq5_list_params_and_gate():
+    cmds = {c[4]: c[5:] for c in ex.queue_commands("rq5")}
+    assert cmds["rq5-no-align"] == ["-S", "finetune.experts=[id,llm]"]
+    assert cmds["rq5-no-id"] == ["-S", "finetune.experts=[align,llm]"]
+    assert cmds["rq5-no-llm"] == ["-S", "finetune.experts=[id,align]"]
+    assert cmds["rq5-gate-global"] == ["-S", "finetune.gate=global"]
+    assert set(cmds) >= {"rq5-gate-network", "rq5-gate-bucket"}
+
+
+def test_overrides_reach_every_member_and_win():
+    cmds = ex.queue_commands("rq7", ["data.source=pad_csv", "data.path=../shared/x y"])
+    assert [c[4] for c in cmds] == ["rq7-sasrec", "rq7-gru4rec", "rq7-caser"]
+    for c in cmds:
+        assert c[-4:] == ["-S", "data.source=pad_csv", "-S", "data.path=../shared/x y"]
+    (llm,) = ex.queue_commands("rq6", ["embed.model=/models/llama3"], ["llm2vec"])
+    assert llm == ["exp", "run", "--queue", "-n", "rq6-llm2vec",
+                   "-S", "embed.encoder=llm2vec", "-S", "embed.model=/models/llama3"]
+
+
+@pytest.mark.parametrize("args, match", [
+    (("rq9",), "unknown experiment set"),
+    (("rq6", [], ["gpt"]), "no member gpt"),
+    (("rq3", ["align.kernel=linear"]), "varies"),
+    (("rq3", ["data.source"]), "section.key=value"),
+    (("rq3", ["=x"]), "section.key=value"),
+])
+def test_bad_inputs(args, match):
+    with pytest.raises(PadError, match=match):
+        ex.queue_commands(*args)
+
+
+def test_every_member_is_valid_params():
+    """Each member applied to the project's params.yaml passes the strict config loader."""
+    base = yaml.safe_load((REPO / "params.yaml").read_text())
+    names = []
+    for exp_set in ex.SETS.values():
+        for member in exp_set.members:
+            names.append(f"{exp_set.name}-{member.name}")
+            params = json.loads(json.dumps(base))
+            for key, value in member.params.items():
+                section, field = key.split(".")
+                assert field in params[section], key
+                params[section][field] = PARSER.parse_overrides([f"x={ex.format_value(value)}"])[0].value()
+                build(SECTIONS[section], params[section], key=section, file="params.yaml")
+    assert len(names) == len(set(names))
+    assert all(n in ex.describe_sets() for n in names)
+
+
+@given(st.one_of(st.text(st.characters(min_codepoint=32, max_codepoint=126)),
+                 st.lists(st.from_regex(r"[a-z_]{1,8}", fullmatch=True), min_size=1, max_size=3),
+                 st.floats(allow_nan=False, allow_infinity=False), st.integers(), st.booleans()))
+def test_format_value_round_trips_through_dvc_parser(value):
+    parsed = PARSER.parse_overrides([f"a.b={ex.format_value(value)}"])[0]
+    assert not parsed.is_sweep_override()
+    assert parsed.value() == value
+
+
+def test_failed_names_from_fixture():
+    rows = parse_exp_show(json.loads(FIXTURE.read_text()))
+    assert ex.failed_names(rows, ["rq3-infonce", "rq3-laplacian", "rq3-linear"]) == ["rq3-infonce"]
+
+
+def _sh(*cmd: str, cwd: Path) -> str:
+    return subprocess.run(cmd, cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+@pytest.fixture
+def dvc_project(tmp_path, monkeypatch):
+    for var, value in {"DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+                       "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}.items():
+        monkeypatch.setenv(var, value)
+    (tmp_path / "params.yaml").write_text("finetune:\n  experts: [id, align, llm]\n  gate: bucket\n")
+    (tmp_path / "dvc.yaml").write_text("stages:\n  echo:\n    cmd: echo ok\n    params: [finetune]\n")
+    _sh("git", "init", "-q", cwd=tmp_path)
+    _sh("dvc", "init", "-q", cwd=tmp_path)
+    _sh("git", "add", "-A", cwd=tmp_path)
+    _sh("git", "commit", "-qm", "base", cwd=tmp_path)
+    yield tmp_path
+    subprocess.run(["dvc", "queue", "remove", "--all"], cwd=tmp_path, capture_output=True)
+
+
+def test_real_queue_of_a_list_param(dvc_project):
+    assert ex.queue_set("rq5", dvc_project, members=["no-align"]) == ["rq5-no-align"]
+    assert "rq5-no-align" in _sh("dvc", "queue", "status", cwd=dvc_project)
+    rows = {r.name: r for r in parse_exp_show(json.loads(_sh("dvc", "exp", "show", "--json", cwd=dvc_project)))}
+    queued = rows["rq5-no-align"]
+    assert queued.status == "queued"
+    assert queued.params == {"finetune.experts": ["id", "llm"], "finetune.gate": "bucket"}
+    # a params.yaml edited in the workspace would leak into every queued member: refused
+    (dvc_project / "params.yaml").write_text("finetune:\n  experts: [id]\n  gate: global\n")
+    with pytest.raises(PadError, match="uncommitted changes"):
+        ex.queue_set("rq5", dvc_project, members=["no-llm"])
+
+
+def test_queue_outside_git(tmp_path):
+    with pytest.raises(PadError, match="not a git repository"):
+        ex.queue_set("rq3", tmp_path)
