@@ -9,6 +9,7 @@ train_freq counts the training parts; buckets per `pad.data.buckets`.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from pad.config import DataConfig
 from pad.data.buckets import GROUPS, assign_buckets, group_of_bucket
@@ -124,10 +126,6 @@ def _metrics(cfg: DataConfig, raw: RawData, flat: np.ndarray, offsets: np.ndarra
 def write_prepared(prepared: Prepared, items_path: str | Path, sequences_path: str | Path,
                    metrics_path: str | Path) -> None:
     """Write the three outputs; all are replaced together only once all three are written."""
-    import json
-
-    import pyarrow.parquet as pq
-
     with atomic_path(items_path) as items_tmp, atomic_path(sequences_path) as seq_tmp, \
             atomic_path(metrics_path) as metrics_tmp:
         pq.write_table(prepared.items, items_tmp)

@@ -1,9 +1,7 @@
 """Common preprocessing: filtering, truncation, split, numbering, schemas, atomic outputs."""
 import json
 
-import numpy as np
 import polars as pl
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
