@@ -1,7 +1,8 @@
 """An expert = an item-vector module + a sequence backbone, scored by dot product (DESIGN §4, §6).
 
-The item module is anything whose `forward()` returns the (N+1, d) item table with row 0 = padding;
-the backbone reads the same table (shared input/output embeddings). Phase 2 swaps in a text-fused
+The item module is anything whose `forward(ids=None)` returns the (N+1, d) item table (row 0 =
+padding, all zeros), or with `ids` just those rows (shape ids.shape + (d,)); the backbone reads the
+same vectors that score the items (shared input/output embeddings). Phase 2 swaps in a text-fused
 item module; phase 3 composes three experts and a gate. An expert is a *scorer*:
 `encode(seqs) -> query` and `score(query, candidates) -> logits`, the interface that the losses,
 the training loop and the evaluation use.
@@ -13,7 +14,8 @@ from torch import Tensor, nn
 
 
 class IdEmbedding(nn.Module):
-    """The collaborative (ID) item table: `forward() -> (N+1, d)`, row 0 = padding (kept zero)."""
+    """The collaborative (ID) item table: `forward() -> (N+1, d)`, row 0 = padding (kept zero);
+    `forward(ids)` -> the rows of `ids`."""
 
     def __init__(self, n_items: int, dim: int) -> None:
         super().__init__()
@@ -22,8 +24,8 @@ class IdEmbedding(nn.Module):
         with torch.no_grad():
             self.embedding.weight[0].zero_()
 
-    def forward(self) -> Tensor:
-        return self.embedding.weight
+    def forward(self, ids: Tensor | None = None) -> Tensor:
+        return self.embedding.weight if ids is None else self.embedding(ids)
 
 
 class Expert(nn.Module):
@@ -38,10 +40,9 @@ class Expert(nn.Module):
         """(N+1, d) item table (row 0 = padding)."""
         return self.items()
 
-    def user_states(self, seqs: Tensor, table: Tensor | None = None) -> Tensor:
-        """(B, L) long item ids, 0 = padding -> (B, L, d); `table` = a precomputed item_vectors()."""
-        table = self.item_vectors() if table is None else table
-        return self.backbone(table[seqs], seqs != 0)
+    def user_states(self, seqs: Tensor) -> Tensor:
+        """(B, L) long item ids, left-padded with 0 -> (B, L, d) user states."""
+        return self.backbone(self.items(seqs), seqs != 0)
 
     def encode(self, seqs: Tensor) -> Tensor:
         """Scorer interface: the query is the (B, L, d) user states."""
@@ -49,7 +50,6 @@ class Expert(nn.Module):
 
     def score(self, query: Tensor, candidates: Tensor | None = None) -> Tensor:
         """(B, L, d) query x (B, L, K) candidate ids -> (B, L, K) logits; None -> (B, L, N+1) all items."""
-        table = self.item_vectors()
         if candidates is None:
-            return query @ table.T  # (B, L, N+1)
-        return (query.unsqueeze(-2) * table[candidates]).sum(-1)  # (B, L, K)
+            return query @ self.item_vectors().T  # (B, L, N+1)
+        return (query.unsqueeze(-2) * self.items(candidates)).sum(-1)  # (B, L, K)

@@ -1,0 +1,80 @@
+"""Full-ranking metrics against hand-computed ranks (ties, history exclusion, repeats, chunking)."""
+import math
+
+import torch
+
+from pad.config import ModelConfig
+from pad.evaluation.ranking import RankingSplit, evaluate, flatten, hit_ndcg, split_ranks, target_ranks
+from pad.models import build_id_expert
+
+
+def test_ranks_by_hand_with_pessimistic_ties():
+    # items 1..5; column 0 is padding and never ranked even with the top score
+    scores = torch.tensor([[9.0, 0.5, 0.9, 0.9, 0.1, 0.9],
+                           [9.0, 0.5, 0.4, 0.3, 0.2, 0.1]])
+    ranks = target_ranks(scores, torch.tensor([2, 1]))
+    assert ranks.tolist() == [3.0, 1.0]  # user 0: items 3 and 5 tie with item 2 -> counted as ahead
+
+
+def test_history_exclusion_and_repeat_targets():
+    scores = torch.tensor([[0.0, 0.5, 0.9, 0.8, 0.1]])
+    history = torch.tensor([[2, 0]])
+    assert target_ranks(scores, torch.tensor([3]), history).tolist() == [1.0]  # item 2 removed
+    assert target_ranks(scores, torch.tensor([3])).tolist() == [2.0]
+    assert target_ranks(scores, torch.tensor([2]), history).tolist() == [math.inf]  # repeat = miss
+
+
+def test_hit_and_ndcg_values():
+    hit, ndcg = hit_ndcg(torch.tensor([1.0, 3.0, 10.0, 11.0, math.inf]), k=10)
+    assert hit.tolist() == [1, 1, 1, 0, 0]
+    torch.testing.assert_close(ndcg, torch.tensor([1.0, 0.5, 1 / math.log2(11), 0.0, 0.0]))
+
+
+def _split(n_users=23, n_items=15, length=6):
+    g = torch.Generator().manual_seed(0)
+    inputs = torch.randint(1, n_items + 1, (n_users, length), generator=g)
+    inputs[::3, :2] = 0
+    targets = torch.randint(1, n_items + 1, (n_users,), generator=g)
+    targets[0] = inputs[0, -1]  # one repeat target
+    return RankingSplit(inputs, targets, inputs.clone())
+
+
+def test_chunked_equals_unchunked_and_keys():
+    torch.manual_seed(0)
+    expert = build_id_expert(ModelConfig("sasrec", 8, 1, 2, 0.0, 6, "ce", 2), 15)
+    split = _split()
+    whole = split_ranks(expert.eval(), split, user_chunk=1000)
+    for chunk in (1, 4, 7):
+        for a, b in zip(split_ranks(expert, split, user_chunk=chunk), whole):
+            torch.testing.assert_close(a, b)
+    buckets = torch.tensor([0] + [1 + (i * 10) // 15 for i in range(15)])
+    metrics = flatten(evaluate(expert, {"test": split}, buckets, k=10, user_chunk=5))
+    for key in ["test.hr_10", "test.ndcg_10", "test.cold.ndcg_10", "test.buckets.10.hr_10",
+                "test.unmasked.hr_10", "test.repeat_targets", "test.warm.users"]:
+        assert key in metrics
+    assert metrics["test.repeat_targets"] >= 1
+    assert metrics["test.unmasked.hr_10"] >= metrics["test.hr_10"] - 100 * 1 / 23  # masking only helps non-repeats
+    groups = sum(metrics[f"test.{g}.users"] for g in ("warm", "median", "cold"))
+    assert groups == metrics["test.users"] == 23
+
+
+def test_perfect_scorer_gets_full_marks():
+    class Oracle:
+        """Scores the target of each user highest: HR = nDCG = 100%."""
+
+        def __init__(self, targets):
+            self.targets = targets
+
+        def encode(self, seqs):
+            return seqs[:, :, None].float()  # leading (B, L) so the evaluator can take the last position
+
+        def score(self, query, candidates=None):
+            rows = [int(torch.nonzero((split.inputs == query[i, 0, 0].long()).any(1))[0]) for i in range(len(query))]
+            out = torch.zeros(len(query), 1, 16)
+            out[torch.arange(len(query)), 0, self.targets[rows]] = 1.0
+            return out
+
+    split = RankingSplit(torch.arange(1, 6)[:, None], torch.tensor([6, 7, 8, 9, 10]), torch.arange(1, 6)[:, None])
+    buckets = torch.tensor([0] + [1 + i * 10 // 15 for i in range(15)])
+    m = evaluate(Oracle(split.targets), {"test": split}, buckets, k=10, user_chunk=2)["test"]
+    assert m["hr_10"] == 100.0 and m["ndcg_10"] == 100.0

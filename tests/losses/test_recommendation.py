@@ -1,0 +1,49 @@
+"""Recommendation losses: hand-computed values, padding excluded, any scorer works."""
+import math
+
+import torch
+import torch.nn.functional as F
+
+from pad.config import ModelConfig
+from pad.losses.recommendation import bce_loss, ce_loss, recommendation_loss, sampled_ce_loss
+from pad.models import build_id_expert
+from pad.train.data import Batch
+
+
+def test_bce_by_hand():
+    logits = torch.tensor([[2.0, -1.0], [0.0, 3.0]])
+    s = lambda x: 1 / (1 + math.exp(-x))
+    want = (-math.log(s(2)) - math.log(1 - s(-1)) - math.log(s(0)) - math.log(1 - s(3))) / 2
+    assert abs(float(bce_loss(logits)) - want) < 1e-6
+
+
+def test_sampled_ce_is_softmax_over_positive_and_negatives():
+    logits = torch.tensor([[1.0, 2.0, 0.5]])
+    want = -math.log(math.exp(1) / (math.exp(1) + math.exp(2) + math.exp(0.5)))
+    assert abs(float(sampled_ce_loss(logits)) - want) < 1e-6
+
+
+def test_ce_ignores_the_padding_column():
+    logits = torch.tensor([[100.0, 1.0, 2.0]])  # a huge padding logit must not matter
+    want = -math.log(math.exp(1) / (math.exp(1) + math.exp(2)))
+    assert abs(float(ce_loss(logits, torch.tensor([1]))) - want) < 1e-5
+
+
+def test_recommendation_loss_uses_only_real_positions():
+    torch.manual_seed(0)
+    cfg = ModelConfig("sasrec", 8, 1, 2, 0.0, 4, "ce", 2)
+    expert = build_id_expert(cfg, 10).eval()
+    inputs = torch.tensor([[0, 1, 2, 3], [0, 0, 4, 5]])
+    targets = torch.tensor([[0, 2, 3, 4], [0, 0, 5, 6]])
+    negatives = torch.tensor([[[7, 8]] * 4, [[9, 10]] * 4])
+    batch = Batch(inputs, targets, negatives, torch.arange(2))
+    logits = expert.score(expert.encode(inputs))  # (B, L, N+1)
+    mask = targets != 0
+    logits_all = logits[mask].clone()
+    logits_all[:, 0] = -math.inf
+    want_ce = F.cross_entropy(logits_all, targets[mask])
+    torch.testing.assert_close(recommendation_loss(expert, batch, "ce"), want_ce)
+    cand = torch.cat([targets[mask][:, None], negatives[mask]], -1)
+    picked = logits[mask].gather(1, cand)
+    torch.testing.assert_close(recommendation_loss(expert, batch, "sampled_ce"), sampled_ce_loss(picked))
+    torch.testing.assert_close(recommendation_loss(expert, batch, "bce"), bce_loss(picked))

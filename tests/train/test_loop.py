@@ -1,0 +1,98 @@
+"""The generic training loop: early stopping keeps the best weights, resume, logging, frozen params."""
+import copy
+import functools
+
+import numpy as np
+import pytest
+import torch
+
+from pad.config import ModelConfig, TrainConfig
+from pad.losses.recommendation import recommendation_loss
+from pad.models import build_id_expert
+from pad.train.data import TrainData
+from pad.train.loop import fit, seed_everything
+
+
+def setup(loss="ce"):
+    rng = np.random.default_rng(0)
+    seqs = [rng.integers(1, 31, size=int(rng.integers(5, 12))) for _ in range(40)]
+    cfg = ModelConfig("sasrec", 8, 1, 2, 0.1, 8, loss, 2)
+    seed_everything(0)
+    model = build_id_expert(cfg, 30)
+    data = TrainData(seqs, 30, 8, {"ce": 0, "bce": 1, "sampled_ce": 2}[loss])
+    return model, data, functools.partial(recommendation_loss, kind=loss)
+
+
+def tcfg(**kw):
+    base = dict(epochs=6, batch_size=16, lr=0.01, weight_decay=0.0, patience=2, seed=3, time_budget_s=0.0)
+    return TrainConfig(**{**base, **kw})
+
+
+def test_early_stopping_keeps_the_best_epoch_weights(tmp_path):
+    model, data, loss_fn = setup()
+    scripted = iter([1.0, 3.0, 2.0, 2.5, 9.0, 9.0])  # best at epoch 2, then 2 bad epochs -> stop
+    states = []
+
+    def valid_fn(m):
+        states.append(copy.deepcopy(m.state_dict()))
+        return {"ndcg_10": next(scripted), "hr_10": 0.0}
+
+    result = fit(model, data, loss_fn, valid_fn, tcfg(), log_path=tmp_path / "log.tsv")
+    assert (result.best_epoch, result.epochs_run, result.stop_reason) == (2, 4, "patience")
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(v, states[1][k])
+    lines = (tmp_path / "log.tsv").read_text().splitlines()
+    assert lines[0].split("\t")[:6] == ["epoch", "train_loss", "valid_ndcg_10", "valid_hr_10", "epoch_s", "samples_per_s"]
+    assert len(lines) == 5
+
+
+def test_custom_loss_with_extra_logged_values_and_frozen_params(tmp_path):
+    model, data, _ = setup("bce")
+    model.backbone.requires_grad_(False)
+    frozen = copy.deepcopy(model.backbone.state_dict())
+
+    def loss_fn(m, batch):
+        rec = recommendation_loss(m, batch, "bce")
+        extra = m.items().pow(2).mean()
+        return rec + 0.1 * extra, {"align_loss": extra}
+
+    fit(model, data, loss_fn, lambda m: {"ndcg_10": 0.0, "hr_10": 0.0}, tcfg(epochs=2, patience=0),
+        log_path=tmp_path / "log.tsv")
+    header = (tmp_path / "log.tsv").read_text().splitlines()[0].split("\t")
+    assert "align_loss" in header
+    for k, v in model.backbone.state_dict().items():
+        torch.testing.assert_close(v, frozen[k])
+
+
+class Killed(Exception):
+    pass
+
+
+def test_resume_after_a_kill_gives_the_same_result(tmp_path):
+    def run(resume_dir, kill_at=None):
+        model, data, loss_fn = setup("bce")
+        epochs = iter(range(1, 100))
+
+        def valid_fn(m):
+            if next(epochs) == kill_at:
+                raise Killed
+            return {"ndcg_10": -float(m.items().detach().norm()), "hr_10": 0.0}  # deterministic, weight-dependent
+
+        result = fit(model, data, loss_fn, valid_fn, tcfg(epochs=4, patience=0), resume_dir=resume_dir)
+        return model, result
+
+    full, full_result = run(tmp_path / "a")
+    with pytest.raises(Killed):
+        run(tmp_path / "b", kill_at=3)
+    resumed, resumed_result = run(tmp_path / "b")
+    assert [r["epoch"] for r in resumed_result.rows] == [1, 2, 3, 4]
+    assert resumed_result.best_epoch == full_result.best_epoch
+    for k, v in resumed.state_dict().items():
+        torch.testing.assert_close(v, full.state_dict()[k])
+
+
+def test_time_budget_stops_after_the_epoch_that_passes_it():
+    model, data, loss_fn = setup()
+    result = fit(model, data, loss_fn, lambda m: {"ndcg_10": 0.0, "hr_10": 0.0},
+                 tcfg(epochs=50, patience=0, time_budget_s=1e-9))
+    assert (result.epochs_run, result.stop_reason) == (1, "time_budget")
