@@ -176,3 +176,22 @@ def test_alignment_loss_dispatch():
     assert alignment_loss("infonce", x, y, 0.5) == info_nce(x, y, 0.5)
     with pytest.raises(ValueError, match="unknown alignment kind"):
         alignment_loss("rbf", x, y)
+
+
+def test_distinct_batch_items_limit_is_a_seeded_sorted_subset():
+    seqs = torch.arange(0, 100).reshape(4, 25)
+    everything = distinct_batch_items(seqs)
+    assert everything.tolist() == list(range(1, 100))
+    sub = distinct_batch_items(seqs, limit=10, generator=torch.Generator().manual_seed(0))
+    again = distinct_batch_items(seqs, limit=10, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(sub, again) and sub.numel() == 10
+    assert sub.tolist() == sorted(set(sub.tolist())) and set(sub.tolist()) <= set(everything.tolist())
+    assert torch.equal(distinct_batch_items(seqs, limit=500), everything)
+
+
+def test_non_halving_alphas_use_the_general_path():
+    g = torch.Generator().manual_seed(6)
+    x, y = torch.randn(6, 3, generator=g), torch.randn(5, 3, generator=g) + 1
+    alphas = (0.3, 1.0, 3.0)
+    manual = sum(mk_mmd(x.double(), y.double(), "gaussian", alphas=(a,)) for a in alphas)
+    assert mk_mmd(x.double(), y.double(), "gaussian", alphas=alphas).item() == pytest.approx(manual.item(), rel=1e-9)
