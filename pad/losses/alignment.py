@@ -50,8 +50,10 @@ def mk_mmd(x: Tensor, y: Tensor, kernel: Kernel = "gaussian", alphas: Sequence[f
       laplacian: k_α(a,b) = exp(-||a-b|| / (2α·s)),    s   = mean ||z_i-z_j||
     where z = [x; y] stacked and the means run over all (n+m)² pairs, diagonal included, detached (as in
     the reference code's tllib GaussianKernel). The Laplacian bandwidth is chosen so that at the mean
-    pairwise distance both kernels take the same value exp(-1/(2α)). Bandwidths are floored at 1e-12 and
-    the square root's gradient is cut below d² = 1e-12, so identical rows give finite values and gradients.
+    pairwise distance both kernels take the same value exp(-1/(2α)) (the reference code's unused
+    LapKernel takes exp(-L1 / (α · mean L1)); we keep the Euclidean norm of DESIGN §5). Bandwidths are
+    floored at 1e-12 and the square root's gradient is cut below d² = 1e-12, so identical rows give
+    finite values and gradients.
     Computed in at least float32. Needs n, m >= 2.
     """
     n, m = x.shape[0], y.shape[0]
@@ -102,8 +104,9 @@ def cosine_alignment(x: Tensor, y: Tensor) -> Tensor:
     """MMD² with the cosine kernel k(a,b) = cos(a,b) (paper RQ3): ||mean x̂ - mean ŷ||², x̂ = x/||x||.
 
     Distributional (unpaired), like the other kernels: it compares the mean directions of the two sides.
-    The reference code plugs the distance 1 - cos into the MMD, which is not a kernel and flips the sign
-    of this quantity; we use the kernel itself, so minimising the loss aligns the two sides.
+    The reference code plugs the distance 1 - cos into its MMD, which is not a kernel and (up to the
+    estimator's diagonal terms) is minus this quantity; we use the kernel itself, so minimising the
+    loss aligns the two sides.
     """
     return linear_mmd(F.normalize(x, dim=-1), F.normalize(y, dim=-1))
 
