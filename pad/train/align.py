@@ -1,0 +1,138 @@
+"""Phase 2 (DESIGN §5): train the alignment expert, anchored by the recommendation loss.
+
+The alignment expert is a deep copy of the phase-1 expert whose ID table becomes the ID side of an
+`AlignedItems` module (item vector = GELU(Linear(2d→d)(Dropout([e_id ; MLP(e_text)])))), with the phase-1
+backbone. Its loss (PAD, SIGIR 2025, phase 2):  L = L_rec + λ · L_align(MLP(e_text), e_id),  where L_rec
+is the shared recommendation loss (`model.loss`) and L_align the `align.kernel` term over the batch's
+distinct non-padding items. `align.mode` (paper RQ2):
+  anchored      L_rec + λ·L_align, everything trains (default).
+  frozen        L_rec + λ·L_align, the ID table gets no gradient (`AlignedItems.freeze_ids`).
+  none          L_rec only (the SMEM-like baseline: text fused in, no alignment term).
+  non_anchored  L_align only (the paper's "MMD only"). That loss reaches only the ID table and the text
+                MLP, so the backbone and the fusion layer are frozen (they keep phase-1 / initial
+                weights) and learn only in phase 3; the expert alone is then a weak recommender, which
+                is exactly what its metrics are meant to show. λ only rescales this loss, so it is unused.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from pad.config import AlignConfig, EvaluateConfig, ModelConfig, train_config
+from pad.errors import PadError
+from pad.io import save_torch
+from pad.losses.alignment import alignment_loss, distinct_batch_items
+from pad.losses.recommendation import LossKind, recommendation_loss
+from pad.models import Expert, build_backbone
+from pad.models.text import AlignedItems
+from pad.train.checkpoint import fingerprint
+from pad.train.data import Batch
+from pad.train.loop import FitResult, LossFn, fit, seed_everything
+from pad.train.pretrain import Prepared, final_metrics, valid_headline
+
+FORMAT = "pad.align/1"
+MMD_MAX_ITEMS = 4096  # MK-MMD is O(M²) in the batch's items: a random subset of at most this many
+
+
+def build_align_expert(pretrained: Expert, model_cfg: ModelConfig, text_emb: Tensor | np.ndarray,
+                       mode: str = "anchored") -> Expert:
+    """The alignment expert: ID table and backbone copied from `pretrained`, a fresh text MLP and fusion.
+
+    text_emb is the frozen (N+1, D) text matrix (row 0 = padding), any D; `mode` sets what may train.
+    """
+    id_table = pretrained.item_vectors().detach()  # (N+1, d)
+    text_emb = torch.as_tensor(text_emb, dtype=torch.float32)
+    if text_emb.shape[0] != id_table.shape[0]:
+        raise PadError(f"the embeddings have {text_emb.shape[0] - 1} items but the pretrained model has "
+                       f"{id_table.shape[0] - 1}; rerun the embed and pretrain stages on the same items file")
+    items = AlignedItems(text_emb, model_cfg.dim, model_cfg.dropout, id_init=id_table.cpu())
+    expert = Expert(items, copy.deepcopy(pretrained.backbone).cpu())
+    if mode == "frozen":
+        items.freeze_ids()
+    elif mode == "non_anchored":  # the alignment loss alone never reaches these
+        expert.backbone.requires_grad_(False)
+        items.fuse.requires_grad_(False)
+    return expert
+
+
+def align_objective(cfg: AlignConfig, rec_kind: LossKind) -> LossFn:
+    """loss_fn for `fit`: (loss, {"align_loss": L_align}) per `align.mode`; `none` returns L_rec alone."""
+
+    def loss_fn(model: Expert, batch: Batch) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
+        if cfg.mode == "none":
+            return recommendation_loss(model, batch, rec_kind)
+        ids = distinct_batch_items(torch.cat([batch.inputs, batch.targets], 1), limit=MMD_MAX_ITEMS)  # (M,)
+        items: AlignedItems = model.items
+        if len(ids) < 2:  # a one-item batch has no distribution to compare
+            align = items.text_side(ids).sum() * 0.0
+        else:
+            align = alignment_loss(cfg.kernel, items.text_side(ids), items.id_side(ids), cfg.temperature)
+        if cfg.mode == "non_anchored":
+            return align, {"align_loss": align}
+        return recommendation_loss(model, batch, rec_kind) + cfg.lambda_ * align, {"align_loss": align}
+
+    return loss_fn
+
+
+def align(data: Prepared, pretrained: Expert, text_emb: Tensor | np.ndarray, model_cfg: ModelConfig,
+          cfg: AlignConfig, ev: EvaluateConfig, *, device: torch.device, log_path: str | Path,
+          resume_root: str | Path, world: int = 1, files: tuple[str | Path, ...] = ()) -> tuple[Expert, FitResult]:
+    """Train the alignment expert; returns it with the best-validation weights (monitor: valid nDCG@k)."""
+    seed_everything(cfg.seed)
+    expert = build_align_expert(pretrained, model_cfg, text_emb, cfg.mode).to(device)
+    resume = Path(resume_root) / f"align-{fingerprint(model_cfg, cfg, ev.k, world, files=files)}"
+    result = fit(expert, data.train, align_objective(cfg, model_cfg.loss), valid_headline(data, ev),
+                 train_config(cfg), log_path=log_path, resume_dir=resume, monitor=f"ndcg_{ev.k}", desc="align")
+    return expert, result
+
+
+def align_metrics(expert: Expert, data: Prepared, result: FitResult, ev: EvaluateConfig) -> dict[str, Any]:
+    """metrics/align.json: pretrain.json's layout, plus the alignment loss of the kept (best) epoch
+    (`train.align_loss`) and of the last epoch (`train.align_loss_last`); absent for mode `none`."""
+    metrics = final_metrics(expert, data, result, ev)
+    rows = result.rows
+    if rows and "align_loss" in rows[-1]:
+        best = next(r for r in rows if r["epoch"] == result.best_epoch)
+        metrics["train"].update(align_loss=best["align_loss"], align_loss_last=rows[-1]["align_loss"])
+    return metrics
+
+
+def save_align_expert(expert: Expert, model_cfg: ModelConfig, cfg: AlignConfig, path: str | Path,
+                      **info: Any) -> None:
+    """Write the alignment expert atomically (format `pad.align/1`; the text matrix is not stored)."""
+    items: AlignedItems = expert.items
+    n_rows, text_dim = items.text_emb.shape
+    save_torch({"format": FORMAT, "model": dataclasses.asdict(model_cfg), "align": dataclasses.asdict(cfg),
+                "n_items": n_rows - 1, "text_dim": text_dim, "state_dict": expert.state_dict(), **info}, path)
+
+
+def load_align_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The raw checkpoint dict of `save_align_expert` (checked format), on CPU."""
+    path = Path(path)
+    if not path.is_file():
+        raise PadError(f"{path}: alignment checkpoint not found; run the align stage first (dvc repro align)")
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise PadError(f"{path}: not a PAD alignment-expert checkpoint (format {FORMAT})")
+    return ckpt
+
+
+def load_align_expert(path: str | Path, text_emb: Tensor | np.ndarray) -> Expert:
+    """The trained alignment expert on CPU, rebuilt over `text_emb` ((N+1, D), e.g. from
+    `pad.embed.store.load_embeddings`) and loaded from `path`; eval mode, every parameter trainable."""
+    ckpt = load_align_checkpoint(path)
+    text_emb = torch.as_tensor(text_emb, dtype=torch.float32)
+    want = (ckpt["n_items"] + 1, ckpt["text_dim"])
+    if tuple(text_emb.shape) != want:
+        raise PadError(f"{path}: trained on text embeddings of shape {want}, got {tuple(text_emb.shape)}; "
+                       "rerun the align stage on the current embeddings")
+    cfg = ModelConfig(**ckpt["model"])
+    expert = Expert(AlignedItems(text_emb, cfg.dim, cfg.dropout), build_backbone(cfg))
+    expert.load_state_dict(ckpt["state_dict"])
+    return expert.eval()
