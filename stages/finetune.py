@@ -1,0 +1,43 @@
+"""Phase 3: fine-tune PAD (ID + alignment + LLM experts, frequency-aware gate) and evaluate it."""
+from pathlib import Path
+
+import torch
+
+from pad.cli import friendly_errors
+from pad.config import load_section
+from pad.embed.store import load_embeddings
+from pad.io import write_json
+from pad.train.distributed import close_distributed, device_for, init_distributed
+from pad.train.finetune import build_pad, finetune, finetune_metrics, save_pad
+from pad.train.pretrain import load_prepared
+
+
+@friendly_errors
+def main() -> None:
+    paths = load_section("paths")
+    model_cfg = load_section("model")
+    cfg = load_section("finetune")
+    ev = load_section("evaluate")
+    rank, world = init_distributed()
+    torch.set_num_threads(max(1, 2 // world))
+    data = load_prepared(paths.sequences, paths.items, model_cfg)
+    text_emb, _ = load_embeddings(paths.embeddings)
+    torch.manual_seed(cfg.seed)  # the new LLM expert and the gate start from seeded weights
+    model = build_pad(cfg.experts, cfg.gate, model_cfg, text_emb, data.item_buckets,
+                      pretrain_path=paths.pretrain_model, align_path=paths.align_model)
+    files = (paths.sequences, paths.items, paths.embeddings, paths.pretrain_model, paths.align_model)
+    result = finetune(data, model, model_cfg, cfg, ev, device=device_for(rank),
+                      log_path=Path(paths.plots) / "finetune.tsv", resume_root=paths.train_cache,
+                      world=world, files=files)
+    if rank == 0:
+        metrics = finetune_metrics(model, data, result, ev)
+        save_pad(model, model_cfg, cfg, paths.finetune_model, best_epoch=result.best_epoch, valid=metrics["valid"])
+        write_json(metrics, Path(paths.metrics) / "finetune.json")
+        print(f"finetune ({'+'.join(model.names)}, gate {cfg.gate}): test HR@{ev.k} "
+              f"{metrics['test'][f'hr_{ev.k}']:.4f} nDCG@{ev.k} {metrics['test'][f'ndcg_{ev.k}']:.4f} "
+              f"(best epoch {result.best_epoch})")
+    close_distributed()
+
+
+if __name__ == "__main__":
+    main()

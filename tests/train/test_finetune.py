@@ -1,0 +1,130 @@
+"""Phase 3: building PAD from the phase checkpoints, training it with every backbone, save/load."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from pad.config import AlignConfig, EvaluateConfig, FinetuneConfig, ModelConfig
+from pad.errors import PadError
+from pad.losses.recommendation import negatives_per_position
+from pad.models import build_id_expert
+from pad.train.align import build_align_expert, save_align_expert
+from pad.train.checkpoint import save_expert
+from pad.train.data import TrainData, ranking_splits
+from pad.train.finetune import build_pad, check_experts, finetune, finetune_metrics, load_pad_model, save_pad
+from pad.train.pretrain import Prepared
+
+torch.set_num_threads(1)
+N_ITEMS, N_USERS, TEXT_DIM = 30, 80, 10
+EV = EvaluateConfig(k=10, user_chunk=32, tau_max_pairs=1000, seed=0)
+
+
+def model_cfg(backbone: str = "sasrec", loss: str = "ce", dim: int = 16) -> ModelConfig:
+    return ModelConfig(backbone=backbone, dim=dim, blocks=1, heads=2, dropout=0.1, max_len=6, loss=loss, negatives=2)
+
+
+def ft_cfg(gate: str = "bucket", experts=("id", "align", "llm"), epochs: int = 2) -> FinetuneConfig:
+    return FinetuneConfig(epochs=epochs, batch_size=32, lr=0.01, weight_decay=0.0, patience=0, seed=1,
+                          time_budget_s=0, gate=gate, experts=tuple(experts))
+
+
+def prepared(cfg: ModelConfig) -> Prepared:
+    """Users walk through the items in steps of 2; text = a noisy code of the item id (learnable)."""
+    rng = np.random.default_rng(0)
+    seqs = [np.array([(s + 2 * i - 1) % N_ITEMS + 1 for i in range(int(rng.integers(5, 10)))])
+            for s in rng.integers(1, N_ITEMS + 1, N_USERS)]
+    buckets = torch.cat([torch.zeros(1, dtype=torch.long), torch.arange(N_ITEMS) // 6 + 1])  # 5 buckets
+    train = TrainData(seqs, N_ITEMS, cfg.max_len, negatives_per_position(cfg.loss, cfg.negatives))
+    return Prepared(N_ITEMS, buckets, train, ranking_splits(seqs, cfg.max_len))
+
+
+def text() -> torch.Tensor:
+    t = torch.randn(N_ITEMS + 1, TEXT_DIM, generator=torch.Generator().manual_seed(5))
+    t[0] = 0
+    return t
+
+
+@pytest.mark.parametrize("backbone,loss,gate", [("sasrec", "ce", "bucket"), ("gru4rec", "bce", "network"),
+                                                ("caser", "sampled_ce", "global")])
+def test_finetune_trains_every_backbone_and_keeps_text_frozen(tmp_path, backbone, loss, gate):
+    cfg = model_cfg(backbone, loss)
+    data = prepared(cfg)
+    torch.manual_seed(0)
+    model = build_pad(["llm", "id", "align"], gate, cfg, text(), data.item_buckets)
+    assert model.names == ["id", "align", "llm"]  # canonical order
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    result = finetune(data, model, cfg, ft_cfg(gate), EV, device=torch.device("cpu"),
+                      log_path=tmp_path / "ft.tsv", resume_root=tmp_path / "cache")
+    after = model.state_dict()
+    assert result.epochs_run == 2 and (tmp_path / "ft.tsv").read_text().startswith("epoch\ttrain_loss")
+    assert torch.equal(model.experts["llm"].items.text_emb, text())  # raw LLM embeddings frozen
+    assert "text_emb" not in " ".join(after)  # ... and not saved
+    for name in ("experts.id.items.embedding.weight", "experts.align.items.id_emb.weight",
+                 "experts.llm.items.mlp.0.weight", next(k for k in after if k.startswith("gate."))):
+        assert not torch.equal(before[name], after[name]), f"{name} did not train"
+    metrics = finetune_metrics(model, data, result, EV)
+    assert metrics["test"]["users"] == N_USERS and "cold" in metrics["valid"] and "unmasked" in metrics["test"]
+    assert set(metrics["gate"]) == {"id", "align", "llm"} and len(metrics["gate"]["id"]) == 5
+
+
+def test_learns_the_walk(tmp_path):
+    cfg = model_cfg()
+    data = prepared(cfg)
+    torch.manual_seed(0)
+    model = build_pad(["id", "llm"], "bucket", cfg, text(), data.item_buckets)
+    result = finetune(data, model, cfg, ft_cfg(experts=("id", "llm"), epochs=8), EV, device=torch.device("cpu"),
+                      log_path=tmp_path / "ft.tsv", resume_root=tmp_path)
+    assert result.best_valid["hr_10"] > 60  # 10 of 30 items would be chance (33%)
+
+
+def test_experts_start_from_their_checkpoints_and_round_trip(tmp_path):
+    cfg = model_cfg()
+    data = prepared(cfg)
+    torch.manual_seed(0)
+    pre = build_id_expert(cfg, N_ITEMS)
+    save_expert(pre, cfg, N_ITEMS, tmp_path / "pretrain.pt")
+    acfg = AlignConfig(epochs=1, batch_size=8, lr=0.01, weight_decay=0.0, patience=0, seed=0, time_budget_s=0,
+                       lambda_=0.2, kernel="gaussian", mode="anchored", temperature=0.1)
+    aligned = build_align_expert(pre, cfg, text())
+    save_align_expert(aligned, cfg, acfg, tmp_path / "align.pt")
+    model = build_pad(["id", "align", "llm"], "bucket", cfg, text(), data.item_buckets,
+                      pretrain_path=tmp_path / "pretrain.pt", align_path=tmp_path / "align.pt")
+    assert torch.equal(model.experts["id"].item_vectors(), pre.item_vectors())
+    assert torch.equal(model.experts["align"].items.id_side(), aligned.items.id_side())
+    save_pad(model, cfg, ft_cfg(), tmp_path / "finetune.pt", best_epoch=1)
+    loaded = load_pad_model(tmp_path / "finetune.pt", text())
+    s = data.splits["test"].inputs[:5]
+    with torch.no_grad():
+        assert torch.equal(model.eval().score(model.encode(s)), loaded.score(loaded.encode(s)))
+    with pytest.raises(PadError, match="model.dim=16"):
+        build_pad(["id"], "bucket", dataclasses.replace(cfg, dim=8), text(), data.item_buckets,
+                  pretrain_path=tmp_path / "pretrain.pt")
+    with pytest.raises(PadError, match="shape"):
+        load_pad_model(tmp_path / "finetune.pt", text()[:, :4])
+    with pytest.raises(PadError, match="not a PAD model"):
+        load_pad_model(tmp_path / "pretrain.pt", text())
+
+
+def test_subset_round_trip_without_text_experts(tmp_path):
+    cfg = model_cfg()
+    data = prepared(cfg)
+    model = build_pad(["id"], "global", cfg, text(), data.item_buckets)
+    save_pad(model, cfg, ft_cfg("global", ["id"]), tmp_path / "m.pt")
+    loaded = load_pad_model(tmp_path / "m.pt", text())
+    assert loaded.names == ["id"] and sum(p.numel() for p in loaded.parameters()) == sum(
+        p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("names", [[], ["id", "id"], ["id", "text"]])
+def test_bad_expert_lists_are_user_errors(names):
+    with pytest.raises(PadError, match="finetune.experts"):
+        check_experts(names)
+
+
+def test_embeddings_must_cover_the_items():
+    cfg = model_cfg()
+    with pytest.raises(PadError, match="embed"):
+        build_pad(["llm"], "bucket", cfg, text()[:-3], prepared(cfg).item_buckets)
