@@ -1,0 +1,47 @@
+"""Evaluate the three phases' models (full ranking, per bucket and group), Kendall's tau, and plots."""
+from pathlib import Path
+
+import torch
+
+from pad.cli import friendly_errors
+from pad.config import load_section
+from pad.embed.store import load_embeddings
+from pad.errors import PadError
+from pad.evaluation.kendall import load_sequences_and_buckets
+from pad.evaluation.phases import bucket_rows, evaluate_models, gate_rows, phase_tables, tau_report, write_tsv
+from pad.io import write_json
+from pad.models.pad import PAD
+from pad.train.align import load_align_expert
+from pad.train.checkpoint import load_pretrained
+from pad.train.data import ranking_splits, read_item_buckets
+from pad.train.finetune import load_pad_model
+
+
+@friendly_errors
+def main() -> None:
+    paths = load_section("paths")
+    ev = load_section("evaluate")
+    torch.set_num_threads(2)
+    text_emb, _ = load_embeddings(paths.embeddings)
+    pretrained, model_cfg = load_pretrained(paths.pretrain_model)
+    aligned = load_align_expert(paths.align_model, text_emb)
+    pad = load_pad_model(paths.finetune_model, text_emb)
+    buckets = read_item_buckets(paths.items)
+    if not torch.equal(buckets, pad.item_buckets):
+        raise PadError(f"{paths.finetune_model} was trained with other item buckets; rerun `dvc repro`")
+    sequences, item_bucket = load_sequences_and_buckets(paths.sequences, paths.items)
+    models = {"sasrec": PAD.single(pretrained, buckets), "align": PAD.single(aligned, buckets), "pad": pad}
+    metrics = evaluate_models(models, ranking_splits(sequences, model_cfg.max_len), buckets, ev.k, ev.user_chunk)
+    metrics["tau"] = tau_report(pretrained.item_vectors().detach(), phase_tables(pretrained, aligned, pad),
+                                sequences, item_bucket, int(buckets.max()), ev.tau_max_pairs, ev.seed)
+    metrics["models"] = {"backbone": model_cfg.backbone, "experts": "+".join(pad.names)}
+    write_json(metrics, Path(paths.metrics) / "evaluate.json")
+    write_tsv(bucket_rows(metrics, ev.k), Path(paths.plots) / "buckets_ndcg.tsv")
+    write_tsv(gate_rows(pad), Path(paths.plots) / "gate_weights.tsv")
+    test = metrics["test"]
+    print("evaluate (test, history excluded): " + ", ".join(
+        f"{name} HR@{ev.k} {m[f'hr_{ev.k}']:.4f} nDCG@{ev.k} {m[f'ndcg_{ev.k}']:.4f}" for name, m in test.items()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""`dvc repro` of the whole stage graph (prepare, embed, pretrain, align, finetune, evaluate) on a fresh
+copy of the project: synthetic data, a tiny BERT built locally from a config, tiny models; a second
+`dvc repro` does nothing."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+STAGES = ("prepare", "embed", "pretrain", "align", "finetune", "evaluate")
+
+pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git not installed")
+
+
+def save_tiny_bert(folder: Path) -> Path:
+    """A 1-layer BERT (hidden 16) with a character WordPiece vocabulary, saved like a hub model."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    chars = "abcdefghijklmnopqrstuvwxyz0123456789"
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars, *(f"##{c}" for c in chars)]
+    folder.mkdir(parents=True)
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True).save_pretrained(folder)
+    import torch
+
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=32, max_position_embeddings=64)).save_pretrained(folder)
+    return folder
+
+
+def tiny_params(bert: Path) -> dict:
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["data"]["synthetic"].update(users=150, items=60, topics=4)
+    params["embed"].update(encoder="hf", model=str(bert), max_length=16, batch_size=64, shard_size=256,
+                           device="cpu", dtype="float32")
+    params["model"].update(backbone="sasrec", dim=16, blocks=1, heads=2, max_len=8, loss="ce")
+    train = dict(epochs=1, batch_size=64, patience=0, time_budget_s=0)
+    for section in ("pretrain", "align", "finetune"):
+        params[section].update(train)
+    params["evaluate"].update(user_chunk=64, tau_max_pairs=2000)
+    return params
+
+
+def copy_project(dest: Path) -> None:
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True).stdout
+    for name in filter(None, tracked.decode().split("\0")):
+        if (REPO / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, dest / name)
+
+
+def run(cmd: list[str], cwd: Path, env: dict) -> str:
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done.stdout + done.stderr
+
+
+def test_dvc_repro_all_stages_then_nothing(tmp_path):
+    project = tmp_path / "project"
+    copy_project(project)
+    (project / "params.yaml").write_text(yaml.safe_dump(tiny_params(save_tiny_bert(tmp_path / "bert")), sort_keys=False))
+    bin_dir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PYTHONPATH": str(project), "PATH": bin_dir + os.pathsep + os.environ["PATH"],
+           "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # bytecode caches must not count as changed code
+    run(["git", "init", "-q"], project, env)
+    dvc = [sys.executable, "-m", "dvc"]
+
+    first = run([*dvc, "repro"], project, env)
+    for stage in STAGES:
+        assert f"Running stage '{stage}'" in first
+    m = json.loads((project / "metrics/evaluate.json").read_text())
+    for split in ("valid", "test"):
+        for model in ("sasrec", "align", "pad"):
+            assert 0 <= m[split][model]["ndcg_10"] <= m[split][model]["hr_10"] <= 100
+            assert {"warm", "median", "cold", "unmasked", "buckets"} <= set(m[split][model])
+    assert m["test"]["pad"]["users"] == 150 and "10" in m["test"]["sasrec"]["buckets"]
+    assert -1 <= m["tau"]["align"]["overall"] <= 1 and set(m["tau"]) == {"align", "finetune", "finetune_align"}
+    ft = json.loads((project / "metrics/finetune.json").read_text())
+    assert ft["test"]["hr_10"] == m["test"]["pad"]["hr_10"]  # the stage and evaluate agree on PAD
+    assert (project / "plots/buckets_ndcg.tsv").read_text().splitlines()[0] == "bucket\tsasrec\talign\tpad"
+    gate = (project / "plots/gate_weights.tsv").read_text().splitlines()
+    assert gate[0] == "bucket\tid\talign\tllm" and len(gate) == 11
+    assert "test.pad.cold.hr_10" in run([*dvc, "metrics", "show", "--precision", "2"], project, env)
+
+    second = run([*dvc, "repro"], project, env)
+    assert "Running stage" not in second
