@@ -27,14 +27,22 @@ class RankingSplit:
 
 
 def target_ranks(scores: Tensor, targets: Tensor, exclude: Tensor | None = None) -> Tensor:
-    """(U, N+1) scores, (U,) targets, (U, H) 0-padded ids to exclude -> (U,) float ranks (inf = excluded)."""
-    scores = scores.float().clone()
-    if exclude is not None:
-        scores.scatter_(1, exclude, float("-inf"))
-    scores[:, 0] = float("-inf")
+    """(U, N+1) scores, (U,) targets, (U, H) 0-padded ids to exclude -> (U,) float ranks (inf = excluded).
+
+    One pass over the scores: rank = #(items 1..N scoring >= the target) (the target counts itself);
+    excluding the history then subtracts the distinct history items that were counted.
+    """
     t = scores.gather(1, targets[:, None])  # (U, 1)
-    ranks = 1 + (scores > t).sum(1) + (scores == t).sum(1) - 1  # the target ties with itself
-    return torch.where(t[:, 0] == float("-inf"), torch.full_like(t[:, 0], math.inf), ranks.float())
+    ranks = (scores[:, 1:] >= t).sum(1).float()  # (U,)
+    if exclude is None:
+        return ranks
+    h = exclude.sort(1).values  # (U, H)
+    distinct = torch.ones_like(h, dtype=torch.bool)
+    distinct[:, 1:] = h[:, 1:] != h[:, :-1]
+    real = distinct & (h != 0)
+    is_target = h == targets[:, None]
+    ahead = (real & ~is_target & (scores.gather(1, h) >= t)).sum(1)
+    return torch.where((real & is_target).any(1), math.inf, ranks - ahead)
 
 
 def hit_ndcg(ranks: Tensor, k: int) -> tuple[Tensor, Tensor]:

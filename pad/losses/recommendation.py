@@ -46,8 +46,12 @@ def sampled_ce_loss(logits: Tensor) -> Tensor:
 
 
 def ce_loss(logits: Tensor, targets: Tensor) -> Tensor:
-    """Softmax cross-entropy over the whole catalogue; logits (M, N+1), column 0 (padding) excluded."""
-    logits = logits.clone()
+    """Softmax cross-entropy over the whole catalogue; logits (M, N+1), column 0 (padding) excluded.
+
+    L = -log(exp(s_target) / Σ_{i=1..N} exp(s_i)), averaged over positions. Column 0 is set to -inf
+    IN PLACE (copying M x (N+1) logits costs more than the matmul): pass a fresh tensor that its
+    producing op does not save for backward (matmul and sums of logits are fine).
+    """
     logits[:, 0] = float("-inf")
     return F.cross_entropy(logits, targets)
 

@@ -97,9 +97,9 @@ def fit(model: nn.Module, data: TrainData, loss_fn: LossFn, valid_fn: ValidFn, c
         epoch = st["epoch"] + 1
         torch.manual_seed(cfg.seed * 1_000 + epoch * 10 + rank)  # dropout stream of this epoch
         model.train()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         sums = _train_epoch(step, opt, data, cfg, epoch, rank, world, device, desc)
-        epoch_s = time.perf_counter() - t0
+        epoch_s, cpu_s = time.perf_counter() - t0, time.process_time() - c0
         st["train_s"] += epoch_s
         decision: list[Any] = [None]
         if rank == 0:
@@ -107,7 +107,7 @@ def fit(model: nn.Module, data: TrainData, loss_fn: LossFn, valid_fn: ValidFn, c
             valid = valid_fn(model)
             row = {"epoch": epoch, "train_loss": sums.pop("loss"), **{f"valid_{k}": v for k, v in valid.items()},
                    "epoch_s": round(epoch_s, 3), "samples_per_s": round(data.n_positions / epoch_s, 1),
-                   "eval_s": round(time.perf_counter() - t1, 3), **sums}
+                   "eval_s": round(time.perf_counter() - t1, 3), "epoch_cpu_s": round(cpu_s, 3), **sums}
             decision = [_update(st, model, valid, row, epoch, cfg, monitor)]
         if world > 1:
             dist.broadcast_object_list(decision, src=0)

@@ -78,3 +78,19 @@ def test_perfect_scorer_gets_full_marks():
     buckets = torch.tensor([0] + [1 + i * 10 // 15 for i in range(15)])
     m = evaluate(Oracle(split.targets), {"test": split}, buckets, k=10, user_chunk=2)["test"]
     assert m["hr_10"] == 100.0 and m["ndcg_10"] == 100.0
+
+
+def test_ranks_equal_the_brute_force_definition():
+    g = torch.Generator().manual_seed(1)
+    scores = torch.randint(0, 4, (50, 9), generator=g).float()  # many ties
+    targets = torch.randint(1, 9, (50,), generator=g)
+    history = torch.randint(0, 9, (50, 5), generator=g)  # duplicates and padding
+    fast = target_ranks(scores, targets, history)
+    for u in range(50):
+        banned = set(history[u].tolist()) | {0}
+        if int(targets[u]) in banned:
+            assert fast[u] == math.inf
+            continue
+        t = scores[u, targets[u]]
+        others = [i for i in range(1, 9) if i not in banned and i != int(targets[u])]
+        assert fast[u] == 1 + sum(bool(scores[u, i] >= t) for i in others)
