@@ -2,13 +2,11 @@
 import dataclasses
 from pathlib import Path
 
-import torch
-
 from pad.cli import friendly_errors
 from pad.config import load_section, train_config
 from pad.io import write_json
 from pad.train.checkpoint import save_expert
-from pad.train.distributed import close_distributed, device_for, init_distributed
+from pad.train.distributed import close_distributed, device_for, init_distributed, set_threads
 from pad.train.pretrain import final_metrics, load_prepared, pretrain
 
 
@@ -19,7 +17,7 @@ def main() -> None:
     cfg = train_config(load_section("pretrain"))
     ev = load_section("evaluate")
     rank, world = init_distributed()
-    torch.set_num_threads(max(1, 2 // world))
+    set_threads(world)
     data = load_prepared(paths.sequences, paths.items, model_cfg)
     expert, result = pretrain(data, model_cfg, cfg, ev, device=device_for(rank),
                               log_path=Path(paths.plots) / "pretrain.tsv", resume_root=paths.train_cache,

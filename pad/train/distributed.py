@@ -15,6 +15,12 @@ def init_distributed() -> tuple[int, int]:
     return (dist.get_rank(), world) if world > 1 else (0, 1)
 
 
+def set_threads(world: int, cores: int = 2) -> None:
+    """Share `cores` CPU threads among the ranks, unless OMP_NUM_THREADS already says how many."""
+    if "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(max(1, cores // world))
+
+
 def device_for(rank: int) -> torch.device:
     if torch.cuda.is_available():
         local = int(os.environ.get("LOCAL_RANK", rank)) % torch.cuda.device_count()
