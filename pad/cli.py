@@ -166,5 +166,26 @@ def tau(
     result = kendall.tau_discrepancy(a, b, seqs, item_bucket, int(item_bucket.max()), max_pairs, seed, metric)
     print(kendall.format_tau(result), end="")
 
+@app.command("recommend")
+@friendly_errors
+def recommend(
+    user: str | None = typer.Option(None, help="A user_id of the sequences file: recommend the next item after all of theirs."),
+    items: str | None = typer.Option(None, help="Comma-separated item ids (item_id), oldest first."),
+    k: int = typer.Option(10, "-k", help="How many items."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    allow_repeats: bool = typer.Option(False, help="Keep items of the history in the ranking."),
+    new_items: Path | None = typer.Option(None, help="CSV/Parquet of new items (item_id,text) to rank too."),
+    model: Path | None = typer.Option(None, help="PAD checkpoint (default: paths.finetune_model)."),
+    embeddings: Path | None = typer.Option(None, help="Item text embeddings (default: paths.embeddings)."),
+    catalogue: Path | None = typer.Option(None, help="Items file (default: paths.items)."),
+    sequences: Path | None = typer.Option(None, help="Sequences file (default: paths.sequences)."),
+) -> None:
+    """Top-k items (ids, titles, scores) from the trained PAD model for a user or an item list."""
+    from pad.serve import recommend_command
+
+    print(recommend_command(user, items, k, as_json, allow_repeats, new_items, model, embeddings, catalogue,
+                            sequences), end="")
+
+
 def main() -> None:
     app()
