@@ -9,6 +9,8 @@ from pad.models.expert import Expert, IdEmbedding
 from pad.models.gru4rec import GRU4Rec
 from pad.models.sasrec import SASRec
 
+CASER_WINDOW = 5  # Caser's L: the items each convolution sees (Tang & Wang 2018 use 5)
+
 __all__ = ["Caser", "Expert", "GRU4Rec", "IdEmbedding", "SASRec", "build_backbone", "build_id_expert"]
 
 
@@ -19,7 +21,7 @@ def build_backbone(cfg: ModelConfig) -> nn.Module:
     if cfg.backbone == "gru4rec":
         return GRU4Rec(cfg.dim, cfg.blocks, cfg.dropout)
     if cfg.backbone == "caser":
-        return Caser(cfg.dim, cfg.dropout, cfg.max_len)
+        return Caser(cfg.dim, cfg.dropout, window=min(CASER_WINDOW, cfg.max_len))
     raise ValueError(f"unknown backbone {cfg.backbone!r}")
 
 

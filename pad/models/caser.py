@@ -1,8 +1,8 @@
 """Caser (Tang & Wang, WSDM 2018): horizontal and vertical convolutions over the last L items.
 
 Applied causally at every position: the state at position t sees the window of items t-L+1..t
-(items before the sequence start are zero vectors, exactly like left padding, so padding changes
-nothing). Horizontal filters of every height h = 1..L are max-pooled over the window; vertical
+(L = 5 as in the Caser paper); items before the sequence start are zero vectors, exactly like left
+padding, so padding changes nothing. Horizontal filters of every height h = 1..L are max-pooled over the window; vertical
 filters are weighted sums over the window's rows. No user embedding (sequence-only setting).
 """
 from __future__ import annotations
