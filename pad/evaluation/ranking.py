@@ -29,19 +29,21 @@ class RankingSplit:
 def target_ranks(scores: Tensor, targets: Tensor, exclude: Tensor | None = None) -> Tensor:
     """(U, N+1) scores, (U,) targets, (U, H) 0-padded ids to exclude -> (U,) float ranks (inf = excluded).
 
-    One pass over the scores: rank = #(items 1..N scoring >= the target) (the target counts itself);
-    excluding the history then subtracts the distinct history items that were counted.
+    One pass over the scores: rank = #(items 1..N scoring >= the target) (the target counts itself).
     """
-    t = scores.gather(1, targets[:, None])  # (U, 1)
-    ranks = (scores[:, 1:] >= t).sum(1).float()  # (U,)
-    if exclude is None:
-        return ranks
+    ranks = (scores[:, 1:] >= scores.gather(1, targets[:, None])).sum(1).float()  # (U,)
+    return ranks if exclude is None else exclude_history(ranks, scores, targets, exclude)
+
+
+def exclude_history(ranks: Tensor, scores: Tensor, targets: Tensor, exclude: Tensor) -> Tensor:
+    """Unmasked ranks -> ranks with the (U, H) 0-padded `exclude` ids removed: subtract the distinct
+    excluded items that were counted as ahead; a target among them is a miss (inf)."""
     h = exclude.sort(1).values  # (U, H)
     distinct = torch.ones_like(h, dtype=torch.bool)
     distinct[:, 1:] = h[:, 1:] != h[:, :-1]
     real = distinct & (h != 0)
     is_target = h == targets[:, None]
-    ahead = (real & ~is_target & (scores.gather(1, h) >= t)).sum(1)
+    ahead = (real & ~is_target & (scores.gather(1, h) >= scores.gather(1, targets[:, None]))).sum(1)
     return torch.where((real & is_target).any(1), math.inf, ranks - ahead)
 
 
@@ -85,8 +87,9 @@ def split_ranks(scorer: Any, split: RankingSplit, user_chunk: int) -> tuple[Tens
         query = tree_map(lambda t: t[:, -1:], scorer.encode(split.inputs[sl]))  # leaves (C, 1, ...)
         scores = scorer.score(query, None)[:, 0]  # (C, N+1)
         targets = split.targets[sl].to(scores.device)
-        unmasked.append(target_ranks(scores, targets).cpu())
-        masked.append(target_ranks(scores, targets, split.history[sl].to(scores.device)).cpu())
+        ranks = target_ranks(scores, targets)
+        unmasked.append(ranks.cpu())
+        masked.append(exclude_history(ranks, scores, targets, split.history[sl].to(scores.device)).cpu())
     return torch.cat(masked), torch.cat(unmasked)
 
 
