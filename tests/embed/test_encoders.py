@@ -82,3 +82,13 @@ def test_unknown_model_path_and_unreachable_hub(tmp_path, llm2vec_cfg):
 def test_instruction_with_hf_encoder_is_rejected(minilm_cfg):
     with pytest.raises(PadError, match="instruction"):
         resolve_spec(replace(minilm_cfg, instruction="query:"))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_auto_device_uses_cuda_in_bfloat16_and_returns_float32(llm2vec_cfg):
+    spec = resolve_spec(replace(llm2vec_cfg, device="auto", dtype="auto"))
+    assert spec.device.type == "cuda" and spec.dtype == torch.bfloat16
+    gpu = encode_texts(load_encoder(spec), ["milk candy", "coffee tea rice"], batch_size=2)
+    cpu = encode_texts(load_encoder(resolve_spec(llm2vec_cfg)), ["milk candy", "coffee tea rice"], batch_size=2)
+    assert gpu.dtype.name == "float32"
+    torch.testing.assert_close(torch.from_numpy(gpu), torch.from_numpy(cpu), atol=0.1, rtol=0.05)
