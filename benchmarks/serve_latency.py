@@ -1,0 +1,87 @@
+"""Latency of one top-k request over the whole catalogue: PAD vs the SASRec expert alone (issue 7).
+
+Same requests for every variant (seeded random users, each user's whole sequence as history), run
+interleaved request by request so that background load hits every variant alike; each variant has its
+item tables precomputed (the cache next to its checkpoint). Prints a Markdown table per thread setting:
+p50/p99 in ms (median over --repeats runs) and PAD / SASRec.
+
+    python benchmarks/serve_latency.py --workspace /work/pp-serve --users 500 --repeats 5
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pad.config import load_section
+from pad.serve import Recommender, load_baseline, load_recommender
+from pad.train.data import read_sequences
+
+
+def variants(ws: Path) -> dict[str, Recommender]:
+    paths = load_section("paths", ws / "params.yaml")
+    p = lambda s: ws / s  # noqa: E731
+    pad = load_recommender(p(paths.finetune_model), p(paths.embeddings), p(paths.items))
+    sasrec = load_baseline(p(paths.pretrain_model), p(paths.items))
+    out = {"PAD": pad, "SASRec": sasrec}
+    for name, rec in list(out.items()):  # the same models through the per-expert module calls
+        plain = Recommender.__new__(Recommender)
+        plain.__dict__.update(rec.__dict__, stacked=None)
+        out[f"{name} (module per expert)"] = plain
+    return out
+
+
+def run(recs: dict[str, Recommender], histories: list[list[int]], k: int) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {name: [] for name in recs}
+    names = list(recs)
+    for i, history in enumerate(histories):
+        for name in names[i % len(names):] + names[:i % len(names)]:  # rotate the order per request
+            t0 = time.perf_counter()
+            recs[name].top_k(history, k)
+            times[name].append((time.perf_counter() - t0) * 1e3)
+    return times
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workspace", type=Path, default=Path("/work/pp-serve"))
+    ap.add_argument("--users", type=int, default=500)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", default="1,default", help="Comma-separated torch thread counts ('default' = torch's).")
+    args = ap.parse_args()
+    default_threads = torch.get_num_threads()
+    t0 = time.perf_counter()
+    recs = variants(args.workspace)
+    print(f"loaded in {time.perf_counter() - t0:.2f}s; catalogue {recs['PAD'].n_items} items; "
+          f"torch {torch.__version__}; {os.cpu_count()} CPUs; default threads {default_threads}")
+    seqs = read_sequences(args.workspace / load_section("paths", args.workspace / "params.yaml").sequences)
+    users = np.random.default_rng(args.seed).choice(len(seqs), size=args.users, replace=False)
+    histories = [seqs[u].tolist() for u in users]
+    for threads in [default_threads if t == "default" else int(t) for t in args.threads.split(",")]:
+        torch.set_num_threads(threads)
+        run(recs, histories[:50], args.k)  # warm-up
+        stats = {name: {"p50": [], "p99": []} for name in recs}
+        for _ in range(args.repeats):
+            for name, t in run(recs, histories, args.k).items():
+                stats[name]["p50"].append(float(np.percentile(t, 50)))
+                stats[name]["p99"].append(float(np.percentile(t, 99)))
+        med = {n: {q: statistics.median(v) for q, v in s.items()} for n, s in stats.items()}
+        print(f"\n{threads} thread(s), {args.users} requests x {args.repeats} runs (median run), top-{args.k}:\n")
+        print("| variant | p50 ms | p99 ms | p50 runs |\n|---|---|---|---|")
+        for name, m in med.items():
+            runs = ", ".join(f"{x:.2f}" for x in stats[name]["p50"])
+            print(f"| {name} | {m['p50']:.3f} | {m['p99']:.3f} | {runs} |")
+        for suffix in ("", " (module per expert)"):
+            a, b = med[f"PAD{suffix}"], med[f"SASRec{suffix}"]
+            print(f"\nPAD / SASRec{suffix}: p50 {a['p50'] / b['p50']:.2f}x, p99 {a['p99'] / b['p99']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
