@@ -3,6 +3,7 @@ parser), and one real `dvc exp run --queue` of a list param in a throwaway DVC p
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -89,6 +90,8 @@ def test_failed_names_from_fixture():
 
 
 def _sh(*cmd: str, cwd: Path) -> str:
+    if cmd[0] == "dvc":  # the venv's dvc, whether or not the venv is activated
+        cmd = (sys.executable, "-m", "dvc", *cmd[1:])
     return subprocess.run(cmd, cwd=cwd, check=True, capture_output=True, text=True).stdout
 
 
@@ -104,7 +107,7 @@ def dvc_project(tmp_path, monkeypatch):
     _sh("git", "add", "-A", cwd=tmp_path)
     _sh("git", "commit", "-qm", "base", cwd=tmp_path)
     yield tmp_path
-    subprocess.run(["dvc", "queue", "remove", "--all"], cwd=tmp_path, capture_output=True)
+    subprocess.run([sys.executable, "-m", "dvc", "queue", "remove", "--all"], cwd=tmp_path, capture_output=True)
 
 
 def test_real_queue_of_a_list_param(dvc_project):
