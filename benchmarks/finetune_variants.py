@@ -12,7 +12,7 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--experts", default="id,align,llm"); ap.add_argument("--gate", default="bucket")
 ap.add_argument("--lr", type=float, default=None); ap.add_argument("--budget", type=float, default=None)
 ap.add_argument("--epochs", type=int, default=None); ap.add_argument("--loss", default=None)
-ap.add_argument("--wd", type=float, default=None); ap.add_argument("--tag", default="run")
+ap.add_argument("--wd", type=float, default=None); ap.add_argument("--gate-lr", type=float, default=None); ap.add_argument("--tag", default="run")
 a = ap.parse_args()
 torch.set_num_threads(2)
 paths = load_section("paths"); mc = load_section("model"); cfg = load_section("finetune"); ev = load_section("evaluate")
@@ -23,6 +23,14 @@ data = load_prepared(paths.sequences, paths.items, mc)
 emb, _ = load_embeddings(paths.embeddings)
 torch.manual_seed(cfg.seed)
 model = build_pad(cfg.experts, cfg.gate, mc, emb, data.item_buckets, pretrain_path=paths.pretrain_model, align_path=paths.align_model)
+if a.gate_lr:  # probe: the gate's parameters in their own AdamW group with a larger lr
+    _adamw = torch.optim.AdamW
+    gate_ids = {id(p) for p in model.gate.parameters()}
+    def _grouped(params, lr, weight_decay):
+        params = list(params)
+        return _adamw([{"params": [p for p in params if id(p) not in gate_ids]},
+                       {"params": [p for p in params if id(p) in gate_ids], "lr": a.gate_lr}], lr=lr, weight_decay=weight_decay)
+    torch.optim.AdamW = _grouped
 t = time.time()
 res = finetune(data, model, mc, cfg, ev, device=torch.device("cpu"), log_path=f"runs/{a.tag}.tsv", resume_root="cache/tune")
 m = finetune_metrics(model, data, res, ev)
