@@ -118,12 +118,14 @@ class AlignConfig(TrainConfig):
     kernel: Literal["gaussian", "laplacian", "linear", "cosine", "infonce"]
     mode: Literal["anchored", "non_anchored", "frozen", "none"]
     temperature: float
+    fusion: Literal["residual", "reference"]
 
 
 @dataclass(frozen=True)
 class FinetuneConfig(TrainConfig):
     gate: Literal["bucket", "network", "global"]
     experts: tuple[Literal["id", "align", "llm"], ...]
+    gate_lr: float  # the gate's own AdamW learning rate: a handful of scalars must move faster than the tables
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,17 @@ def select_positions(query: object, mask: Tensor) -> object:
 
 
 def recommendation_loss(scorer: Scorer, batch: Batch, kind: LossKind) -> Tensor:
-    """The loss of `batch` (every non-padding target position) under `scorer`."""
+    """The loss of `batch` (every non-padding target position) under `scorer`.
+
+    With `ce` every item is scored anyway, so a scorer with `one_table()` computes its item table(s)
+    once for the step."""
+    if kind == "ce" and hasattr(scorer, "one_table"):
+        with scorer.one_table():
+            return _recommendation_loss(scorer, batch, kind)
+    return _recommendation_loss(scorer, batch, kind)
+
+
+def _recommendation_loss(scorer: Scorer, batch: Batch, kind: LossKind) -> Tensor:
     mask = batch.targets != 0  # (B, L)
     query = select_positions(scorer.encode(batch.inputs), mask)  # leaves (1, M, ...)
     targets = batch.targets[mask]  # (M,)

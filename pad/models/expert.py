@@ -9,6 +9,9 @@ the training loop and the evaluation use.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 import torch
 from torch import Tensor, nn
 
@@ -35,14 +38,27 @@ class Expert(nn.Module):
         super().__init__()
         self.items = items
         self.backbone = backbone
+        self._table: Tensor | None = None
 
     def item_vectors(self) -> Tensor:
         """(N+1, d) item table (row 0 = padding)."""
-        return self.items()
+        return self.items() if self._table is None else self._table
 
     def user_states(self, seqs: Tensor) -> Tensor:
         """(B, L) long item ids, left-padded with 0 -> (B, L, d) user states."""
-        return self.backbone(self.items(seqs), seqs != 0)
+        rows = self.items(seqs) if self._table is None else self._table[seqs]  # (B, L, d)
+        return self.backbone(rows, seqs != 0)
+
+    @contextmanager
+    def one_table(self) -> Iterator["Expert"]:
+        """A training step that needs the whole table (full-softmax loss) computes it once, with
+        gradients, and reads both the input rows and the scores from it: for text item modules this
+        halves the MLP work (the input rows would otherwise run the MLP again, padding included)."""
+        self._table = self.items()
+        try:
+            yield self
+        finally:
+            self._table = None
 
     def encode(self, seqs: Tensor) -> Tensor:
         """Scorer interface: the query is the (B, L, d) user states."""

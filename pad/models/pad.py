@@ -15,7 +15,7 @@ full-ranking pass costs one backbone pass per expert per user chunk plus the mat
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Iterator, Mapping
 
 import torch
@@ -90,6 +90,14 @@ class PAD(nn.Module):
         """(B, E) expert weights for buckets 1..B (network gate: with the experts' logits at 0)."""
         with torch.no_grad():
             return self.gate.weights(torch.arange(1, self.gate.n_buckets + 1, device=self.item_buckets.device)).cpu()
+
+    @contextmanager
+    def one_table(self) -> Iterator["PAD"]:
+        """A full-softmax training step: every expert computes its item table once (with gradients)."""
+        with ExitStack() as stack:
+            for expert in self.experts.values():
+                stack.enter_context(expert.one_table())
+            yield self
 
     @contextmanager
     def cached_items(self) -> Iterator["PAD"]:

@@ -55,15 +55,23 @@ class TextItems(nn.Module):
 class AlignedItems(nn.Module):
     """The alignment expert's items (DESIGN §5): own ID table + TextMLP over the frozen text.
 
-    item vector = GELU(Linear(2d→d)(Dropout([e_id ; MLP(e_text)]))). `text_side()` and `id_side()` are the
+    fusion `reference`: item vector = GELU(Linear(2d→d)(Dropout([e_id ; MLP(e_text)]))) (the paper's code).
+    fusion `residual`: item vector = e_id + GELU(Linear(2d→d)(Dropout([e_id ; MLP(e_text)]))) with the Linear
+    zero-initialised, so training starts exactly at the pre-trained table (a random fusion layer scrambles
+    it and costs several epochs to recover) and learns the text correction. The choice is a persistent
+    buffer, so a checkpoint rebuilds the fusion it was trained with. `text_side()` and `id_side()` are the
     two rows the MK-MMD compares. `freeze_ids()` (align.mode = frozen) stops every gradient into the ID
     table: it gets requires_grad False and is read detached, so no optimizer step (weight decay
     included) can change it. In train mode dropout is drawn once per table row, not per occurrence.
     """
 
-    def __init__(self, text_emb: Tensor, dim: int, dropout: float, id_init: Tensor | None = None):
+    def __init__(self, text_emb: Tensor, dim: int, dropout: float, id_init: Tensor | None = None,
+                 fusion: str = "residual"):
         super().__init__()
+        if fusion not in ("residual", "reference"):
+            raise ValueError(f"fusion must be 'residual' or 'reference', got {fusion!r}")
         _register_text(self, text_emb)
+        self.register_buffer("residual", torch.tensor(fusion == "residual"))
         self.id_emb = nn.Embedding(self.text_emb.shape[0], dim, padding_idx=0)
         if id_init is None:
             nn.init.xavier_normal_(self.id_emb.weight)
@@ -74,6 +82,9 @@ class AlignedItems(nn.Module):
                 self.id_emb.weight.copy_(id_init)
         self.mlp = TextMLP(text_emb.shape[1], dim, dropout)
         self.fuse = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * dim, dim), nn.GELU())
+        if fusion == "residual":
+            nn.init.zeros_(self.fuse[1].weight)
+            nn.init.zeros_(self.fuse[1].bias)
 
     @property
     def frozen(self) -> bool:
@@ -92,6 +103,11 @@ class AlignedItems(nn.Module):
         """MLP(e_text): (N+1, d) table or (*ids, d) rows."""
         return self.mlp(_rows(self.text_emb, ids))
 
+    @property
+    def fusion(self) -> str:
+        return "residual" if bool(self.residual) else "reference"
+
     def forward(self, ids: Tensor | None = None) -> Tensor:
-        both = torch.cat([self.id_side(ids), self.text_side(ids)], dim=-1)  # (..., 2d)
-        return _zero_padding(self.fuse(both), ids)
+        e_id = self.id_side(ids)
+        fused = self.fuse(torch.cat([e_id, self.text_side(ids)], dim=-1))  # (..., 2d) -> (..., d)
+        return _zero_padding(e_id + fused if bool(self.residual) else fused, ids)

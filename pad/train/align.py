@@ -43,7 +43,7 @@ MMD_MAX_ITEMS = 512
 
 
 def build_align_expert(pretrained: Expert, model_cfg: ModelConfig, text_emb: Tensor | np.ndarray,
-                       mode: str = "anchored") -> Expert:
+                       mode: str = "anchored", fusion: str = "residual") -> Expert:
     """The alignment expert: ID table and backbone copied from `pretrained`, a fresh text MLP and fusion.
 
     text_emb is the frozen (N+1, D) text matrix (row 0 = padding), any D; `mode` sets what may train.
@@ -53,7 +53,7 @@ def build_align_expert(pretrained: Expert, model_cfg: ModelConfig, text_emb: Ten
     if text_emb.shape[0] != id_table.shape[0]:
         raise PadError(f"the embeddings have {text_emb.shape[0] - 1} items but the pretrained model has "
                        f"{id_table.shape[0] - 1}; rerun the embed and pretrain stages on the same items file")
-    items = AlignedItems(text_emb, model_cfg.dim, model_cfg.dropout, id_init=id_table.cpu())
+    items = AlignedItems(text_emb, model_cfg.dim, model_cfg.dropout, id_init=id_table.cpu(), fusion=fusion)
     expert = Expert(items, copy.deepcopy(pretrained.backbone).cpu())
     if mode == "frozen":
         items.freeze_ids()
@@ -87,7 +87,7 @@ def align(data: Prepared, pretrained: Expert, text_emb: Tensor | np.ndarray, mod
           resume_root: str | Path, world: int = 1, files: tuple[str | Path, ...] = ()) -> tuple[Expert, FitResult]:
     """Train the alignment expert; returns it with the best-validation weights (monitor: valid nDCG@k)."""
     seed_everything(cfg.seed)
-    expert = build_align_expert(pretrained, model_cfg, text_emb, cfg.mode).to(device)
+    expert = build_align_expert(pretrained, model_cfg, text_emb, cfg.mode, cfg.fusion).to(device)
     resume = Path(resume_root) / f"align-{fingerprint(model_cfg, cfg, ev.k, world, files=files)}"
     result = fit(expert, data.train, align_objective(cfg, model_cfg.loss), valid_headline(data, ev),
                  train_config(cfg), log_path=log_path, resume_dir=resume, monitor=f"ndcg_{ev.k}", desc="align")

@@ -71,8 +71,12 @@ def _world() -> tuple[int, int]:
 
 def fit(model: nn.Module, data: TrainData, loss_fn: LossFn, valid_fn: ValidFn, cfg: TrainConfig, *,
         log_path: str | Path | None = None, resume_dir: str | Path | None = None, monitor: str = "ndcg_10",
-        desc: str = "train", find_unused_parameters: bool = False) -> FitResult:
+        desc: str = "train", find_unused_parameters: bool = False,
+        lr_by_prefix: dict[str, float] | None = None) -> FitResult:
     """Train `model` on `data` until patience, `cfg.epochs` or the time budget; keep the best weights.
+
+    `lr_by_prefix` gives parameters whose name starts with a prefix their own learning rate
+    (e.g. {"gate.": 0.05}); the others use `cfg.lr`.
 
     `resume_dir/last.pt` (written atomically after every epoch) lets a killed run continue where
     it stopped; a finished run's state is reused as is. Epochs are seeded by (cfg.seed, epoch), so
@@ -80,8 +84,8 @@ def fit(model: nn.Module, data: TrainData, loss_fn: LossFn, valid_fn: ValidFn, c
     """
     rank, world = _world()
     device = next(model.parameters()).device
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(_param_groups(model, cfg.lr, lr_by_prefix or {}), lr=cfg.lr,
+                            weight_decay=cfg.weight_decay)
     st: dict[str, Any] = {"epoch": 0, "best_epoch": 0, "best_valid": {}, "best_state": None,
                           "bad_epochs": 0, "rows": [], "train_s": 0.0, "stop_reason": ""}
     last = Path(resume_dir) / "last.pt" if resume_dir else None
@@ -126,6 +130,16 @@ def fit(model: nn.Module, data: TrainData, loss_fn: LossFn, valid_fn: ValidFn, c
         for t in model.state_dict().values():
             dist.broadcast(t, src=0)
     return FitResult(st["best_epoch"], st["best_valid"], st["epoch"], st["train_s"], st["stop_reason"], st["rows"])
+
+
+def _param_groups(model: nn.Module, lr: float, lr_by_prefix: dict[str, float]) -> list[dict[str, Any]]:
+    """AdamW groups: trainable parameters, each with the lr of the first matching name prefix (else `lr`)."""
+    groups: dict[float, list[nn.Parameter]] = {}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            own = next((v for prefix, v in lr_by_prefix.items() if name.startswith(prefix)), lr)
+            groups.setdefault(own, []).append(p)
+    return [{"params": ps, "lr": group_lr} for group_lr, ps in groups.items()]
 
 
 def _train_epoch(step: nn.Module, opt: torch.optim.Optimizer, data: TrainData, cfg: TrainConfig, epoch: int,

@@ -47,3 +47,25 @@ def test_recommendation_loss_uses_only_real_positions():
     picked = logits[mask].gather(1, cand)
     torch.testing.assert_close(recommendation_loss(expert, batch, "sampled_ce"), sampled_ce_loss(picked))
     torch.testing.assert_close(recommendation_loss(expert, batch, "bce"), bce_loss(picked))
+
+
+def test_one_table_step_gives_the_same_ce_loss_and_gradients():
+    """`ce` computes a text item table once per step; the loss and gradients are those of two passes."""
+    from pad.models import Expert, SASRec
+    from pad.models.text import TextItems
+    from pad.losses.recommendation import _recommendation_loss
+    from pad.train.data import Batch
+
+    torch.manual_seed(0)
+    expert = Expert(TextItems(torch.randn(13, 6), 4, 0.0), SASRec(4, 1, 1, 0.0, 5)).eval()
+    inputs = torch.tensor([[0, 3, 4, 5, 6], [0, 0, 7, 8, 9]])
+    targets = torch.tensor([[0, 4, 5, 6, 7], [0, 0, 8, 9, 10]])
+    batch = Batch(inputs, targets, None, torch.arange(2))
+    once = recommendation_loss(expert, batch, "ce")
+    once.backward()
+    grads = [p.grad.clone() for p in expert.parameters()]
+    expert.zero_grad()
+    twice = _recommendation_loss(expert, batch, "ce")
+    twice.backward()
+    assert torch.allclose(once, twice)
+    assert all(torch.allclose(a, p.grad, atol=1e-6) for a, p in zip(grads, expert.parameters()))

@@ -99,3 +99,21 @@ def test_text_items_only_train_their_mlp():
     assert {name.split(".")[0] for name, _ in items.named_parameters()} == {"mlp"}
     items().sum().backward()
     assert items.text_emb.grad is None
+
+
+def test_residual_fusion_starts_at_the_pretrained_table_and_reference_does_not():
+    torch.manual_seed(0)
+    text, init = torch.randn(9, 12), torch.randn(9, 4)
+    init[0] = 0
+    residual = AlignedItems(text, 4, 0.1, id_init=init, fusion="residual").eval()
+    reference = AlignedItems(text, 4, 0.1, id_init=init, fusion="reference").eval()
+    assert torch.equal(residual(), init)
+    assert not torch.allclose(reference(), init, atol=1e-3)
+
+
+def test_fusion_travels_with_the_state_dict():
+    text = torch.randn(9, 12)
+    saved = AlignedItems(text, 4, 0.0, fusion="reference").state_dict()
+    rebuilt = AlignedItems(text, 4, 0.0)  # the loaders build the default, then load the weights
+    rebuilt.load_state_dict(saved)
+    assert rebuilt.fusion == "reference"

@@ -23,7 +23,7 @@ EV = EvaluateConfig(10, 64, 1000, 0)
 
 def align_cfg(**kw) -> AlignConfig:
     base = dict(epochs=2, batch_size=16, lr=0.01, weight_decay=0.0, patience=0, seed=3, time_budget_s=0.0,
-                lambda_=0.2, kernel="gaussian", mode="anchored", temperature=0.1)
+                lambda_=0.2, kernel="gaussian", mode="anchored", temperature=0.1, fusion="residual")
     return AlignConfig(**{**base, **kw})
 
 

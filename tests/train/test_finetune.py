@@ -28,7 +28,7 @@ def model_cfg(backbone: str = "sasrec", loss: str = "ce", dim: int = 16) -> Mode
 
 def ft_cfg(gate: str = "bucket", experts=("id", "align", "llm"), epochs: int = 2) -> FinetuneConfig:
     return FinetuneConfig(epochs=epochs, batch_size=32, lr=0.01, weight_decay=0.0, patience=0, seed=1,
-                          time_budget_s=0, gate=gate, experts=tuple(experts))
+                          time_budget_s=0, gate=gate, experts=tuple(experts), gate_lr=0.05)
 
 
 def prepared(cfg: ModelConfig) -> Prepared:
@@ -87,7 +87,7 @@ def test_experts_start_from_their_checkpoints_and_round_trip(tmp_path):
     pre = build_id_expert(cfg, N_ITEMS)
     save_expert(pre, cfg, N_ITEMS, tmp_path / "pretrain.pt")
     acfg = AlignConfig(epochs=1, batch_size=8, lr=0.01, weight_decay=0.0, patience=0, seed=0, time_budget_s=0,
-                       lambda_=0.2, kernel="gaussian", mode="anchored", temperature=0.1)
+                       lambda_=0.2, kernel="gaussian", mode="anchored", temperature=0.1, fusion="residual")
     aligned = build_align_expert(pre, cfg, text())
     save_align_expert(aligned, cfg, acfg, tmp_path / "align.pt")
     model = build_pad(["id", "align", "llm"], "bucket", cfg, text(), data.item_buckets,

@@ -96,3 +96,14 @@ def test_time_budget_stops_after_the_epoch_that_passes_it():
     result = fit(model, data, loss_fn, lambda m: {"ndcg_10": 0.0, "hr_10": 0.0},
                  tcfg(epochs=50, patience=0, time_budget_s=1e-9))
     assert (result.epochs_run, result.stop_reason) == (1, "time_budget")
+
+
+def test_lr_by_prefix_gives_a_parameter_group_its_own_learning_rate():
+    from pad.train.loop import _param_groups
+
+    model = torch.nn.ModuleDict({"gate": torch.nn.Linear(2, 2), "body": torch.nn.Linear(2, 2)})
+    model["body"].bias.requires_grad_(False)
+    groups = {g["lr"]: g["params"] for g in _param_groups(model, 1e-3, {"gate.": 0.05})}
+    assert set(groups) == {1e-3, 0.05}
+    assert {id(p) for p in groups[0.05]} == {id(p) for p in model["gate"].parameters()}
+    assert [id(p) for p in groups[1e-3]] == [id(model["body"].weight)]  # frozen bias left out
