@@ -126,6 +126,7 @@ class FinetuneConfig(TrainConfig):
     gate: Literal["bucket", "network", "global"]
     experts: tuple[Literal["id", "align", "llm"], ...]
     gate_lr: float  # the gate's own AdamW learning rate: a handful of scalars must move faster than the tables
+    pretrained_lr: float  # lr of the experts loaded from phases 1-2 (already converged); `lr` is the new LLM expert's
 
 
 @dataclass(frozen=True)

@@ -109,7 +109,8 @@ def finetune(data: Prepared, model: PAD, model_cfg: ModelConfig, cfg: FinetuneCo
     resume = Path(resume_root) / f"finetune-{fingerprint(model_cfg, cfg, ev.k, world, files=files)}"
     return fit(model, data.train, functools.partial(recommendation_loss, kind=model_cfg.loss),
                cached_valid(data, ev), train_config(cfg), log_path=log_path, resume_dir=resume,
-               monitor=f"ndcg_{ev.k}", desc="finetune", lr_by_prefix={"gate.": cfg.gate_lr})
+               monitor=f"ndcg_{ev.k}", desc="finetune", lr_by_prefix={"gate.": cfg.gate_lr, "experts.id.": cfg.pretrained_lr,
+                                                                 "experts.align.": cfg.pretrained_lr})
 
 
 def finetune_metrics(model: PAD, data: Prepared, result: FitResult, ev: EvaluateConfig) -> dict[str, Any]:

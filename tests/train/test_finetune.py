@@ -28,7 +28,7 @@ def model_cfg(backbone: str = "sasrec", loss: str = "ce", dim: int = 16) -> Mode
 
 def ft_cfg(gate: str = "bucket", experts=("id", "align", "llm"), epochs: int = 2) -> FinetuneConfig:
     return FinetuneConfig(epochs=epochs, batch_size=32, lr=0.01, weight_decay=0.0, patience=0, seed=1,
-                          time_budget_s=0, gate=gate, experts=tuple(experts), gate_lr=0.05)
+                          time_budget_s=0, gate=gate, experts=tuple(experts), gate_lr=0.05, pretrained_lr=0.01)
 
 
 def prepared(cfg: ModelConfig) -> Prepared:
