@@ -31,7 +31,7 @@ from pad.losses.alignment import alignment_loss, distinct_batch_items
 from pad.losses.recommendation import LossKind, recommendation_loss
 from pad.models import Expert, build_backbone
 from pad.models.text import AlignedItems
-from pad.train.checkpoint import fingerprint
+from pad.train.checkpoint import fingerprint, load_checkpoint
 from pad.train.data import Batch
 from pad.train.loop import FitResult, LossFn, fit, seed_everything
 from pad.train.pretrain import Prepared, final_metrics, valid_headline
@@ -116,13 +116,7 @@ def save_align_expert(expert: Expert, model_cfg: ModelConfig, cfg: AlignConfig, 
 
 def load_align_checkpoint(path: str | Path) -> dict[str, Any]:
     """The raw checkpoint dict of `save_align_expert` (checked format), on CPU."""
-    path = Path(path)
-    if not path.is_file():
-        raise PadError(f"{path}: alignment checkpoint not found; run the align stage first (dvc repro align)")
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise PadError(f"{path}: not a PAD alignment-expert checkpoint (format {FORMAT})")
-    return ckpt
+    return load_checkpoint(path, FORMAT, "PAD alignment-expert", "align")
 
 
 def load_align_expert(path: str | Path, text_emb: Tensor | np.ndarray) -> Expert:

@@ -27,13 +27,16 @@ def save_expert(expert: Expert, cfg: ModelConfig, n_items: int, path: str | Path
                 "state_dict": expert.state_dict(), **info}, path)
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
+def load_checkpoint(path: str | Path, fmt: str = FORMAT, what: str = "PAD expert",
+                    stage: str = "pretrain") -> dict[str, Any]:
+    """The checkpoint dict at `path` on CPU, checked to be of format `fmt`; a PadError naming the
+    stage to run when it is missing or of another kind."""
     path = Path(path)
     if not path.is_file():
-        raise PadError(f"{path}: checkpoint not found; run the stage that writes it (`dvc repro`)")
+        raise PadError(f"{path}: {what} checkpoint not found; run the {stage} stage first (dvc repro {stage})")
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise PadError(f"{path}: not a PAD expert checkpoint (format {FORMAT})")
+    if not isinstance(ckpt, dict) or ckpt.get("format") != fmt:
+        raise PadError(f"{path}: not a {what} checkpoint (format {fmt})")
     return ckpt
 
 

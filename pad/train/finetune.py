@@ -28,7 +28,7 @@ from pad.models import Expert, build_backbone, build_id_expert
 from pad.models.gate import build_gate
 from pad.models.pad import EXPERTS, PAD
 from pad.models.text import AlignedItems, TextItems
-from pad.train.checkpoint import fingerprint, load_pretrained
+from pad.train.checkpoint import fingerprint, load_checkpoint, load_pretrained
 from pad.train.loop import FitResult, ValidFn, fit, seed_everything
 from pad.train.pretrain import Prepared, final_metrics, valid_headline
 
@@ -132,13 +132,8 @@ def save_pad(model: PAD, model_cfg: ModelConfig, cfg: FinetuneConfig, path: str 
 
 
 def load_pad_checkpoint(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise PadError(f"{path}: PAD checkpoint not found; run the finetune stage first (dvc repro finetune)")
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise PadError(f"{path}: not a PAD model checkpoint (format {FORMAT})")
-    return ckpt
+    """The raw checkpoint dict of `save_pad` (checked format), on CPU."""
+    return load_checkpoint(path, FORMAT, "PAD model", "finetune")
 
 
 def load_pad_model(path: str | Path, text_emb: Tensor | np.ndarray) -> PAD:
