@@ -117,6 +117,15 @@ def to_number(df: pl.DataFrame, column: str, path: Path, dtype: pl.DataType = pl
     return df.with_columns(cast)
 
 
+def optional_rating_filter(inter: pl.DataFrame, path: Path, min_rating: float) -> tuple[pl.DataFrame, dict[str, int]]:
+    """Keep rows rated >= `min_rating` when the file has a `rating` column; count what was dropped."""
+    if "rating" not in inter.columns:
+        return inter, {}
+    inter = to_number(inter, "rating", path)
+    kept = inter.filter(pl.col("rating") >= min_rating)
+    return kept, {"dropped_low_rating": inter.height - kept.height}
+
+
 def unique_items(items: pl.DataFrame, path: Path) -> pl.DataFrame:
     """Reject an items file that lists an item id twice (rows named)."""
     dup = items.filter(pl.col("item").is_duplicated())

@@ -10,7 +10,8 @@ from pathlib import Path
 import polars as pl
 
 from pad.config import DataConfig
-from pad.data.sources.common import (RawData, find_one, known_items, read_table, require_columns,
+from pad.data.sources.common import (RawData, find_one, known_items, optional_rating_filter, read_table,
+                                     require_columns,
                                      string_ids, to_number, unique_items, with_line)
 from pad.errors import PadError
 
@@ -27,12 +28,7 @@ def read(cfg: DataConfig) -> RawData:
     require_columns(inter, inter_path, ["user", "item", "timestamp"])
     inter = string_ids(inter, ["user", "item"], inter_path)
     inter = _timestamps(inter, inter_path)
-    counts = {}
-    if "rating" in inter.columns:
-        inter = to_number(inter, "rating", inter_path)
-        kept = inter.filter(pl.col("rating") >= cfg.min_rating)
-        counts["dropped_low_rating"] = inter.height - kept.height
-        inter = kept
+    inter, counts = optional_rating_filter(inter, inter_path, cfg.min_rating)
 
     items = _read(items_path)
     require_columns(items, items_path, ["item", cfg.text_field])

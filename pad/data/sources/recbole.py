@@ -12,7 +12,8 @@ from pathlib import Path
 import polars as pl
 
 from pad.config import DataConfig
-from pad.data.sources.common import (RawData, find_one, known_items, read_table, require_columns,
+from pad.data.sources.common import (RawData, find_one, known_items, optional_rating_filter, read_table,
+                                     require_columns,
                                      require_file, string_ids, to_number, unique_items, with_line)
 
 
@@ -31,12 +32,7 @@ def read(cfg: DataConfig) -> RawData:
         inter = to_number(inter, "timestamp", inter_path).rename({"timestamp": "order"})
     else:
         inter = inter.with_columns(order=pl.col("line"))
-    counts = {}
-    if "rating" in inter.columns:
-        inter = to_number(inter, "rating", inter_path)
-        kept = inter.filter(pl.col("rating") >= cfg.min_rating)
-        counts["dropped_low_rating"] = inter.height - kept.height
-        inter = kept
+    inter, counts = optional_rating_filter(inter, inter_path, cfg.min_rating)
 
     text_field = cfg.text_field.split(":")[0]
     items = _read(items_path)
