@@ -118,15 +118,16 @@ class AlignConfig(TrainConfig):
     kernel: Literal["gaussian", "laplacian", "linear", "cosine", "infonce"]
     mode: Literal["anchored", "non_anchored", "frozen", "none"]
     temperature: float
-    fusion: Literal["residual", "reference"]
+    fusion: Literal["sum", "residual", "reference"]
+    id_scale: float  # the alignment expert's ID table starts as id_scale × the phase-1 table
 
 
 @dataclass(frozen=True)
 class FinetuneConfig(TrainConfig):
     gate: Literal["bucket", "network", "global"]
     experts: tuple[Literal["id", "align", "llm"], ...]
-    gate_lr: float  # the gate's own AdamW learning rate: a handful of scalars must move faster than the tables
-    pretrained_lr: float  # lr of the experts loaded from phases 1-2 (already converged); `lr` is the new LLM expert's
+    gate_lr: float  # the gate's Adam learning rate (it is fitted on the validation split, DESIGN §6)
+    gate_epochs: int  # passes over the validation users that fit the gate
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,7 @@ def new_item_vectors(items: torch.nn.Module, text: Tensor) -> Tensor:
         return items.mlp(text)
     if isinstance(items, AlignedItems):
         text_side = items.mlp(text)  # (M, d)
-        return items.fuse(torch.cat([torch.zeros_like(text_side), text_side], -1))  # e_id = 0
+        return items.combine(torch.zeros_like(text_side), text_side)
     if isinstance(items, IdEmbedding):
         return text.new_zeros(len(text), items.embedding.embedding_dim)
     raise PadError(f"new items: no rule for item module {type(items).__name__}")

@@ -22,20 +22,20 @@ def main() -> None:
     torch.set_num_threads(max(1, 2 // world))
     data = load_prepared(paths.sequences, paths.items, model_cfg)
     text_emb, _ = load_embeddings(paths.embeddings)
-    torch.manual_seed(cfg.seed)  # the new LLM expert and the gate start from seeded weights
+    torch.manual_seed(cfg.seed)  # fresh modules (the gate) start from seeded weights
     model = build_pad(cfg.experts, cfg.gate, model_cfg, text_emb, data.item_buckets,
                       pretrain_path=paths.pretrain_model, align_path=paths.align_model)
     files = (paths.sequences, paths.items, paths.embeddings, paths.pretrain_model, paths.align_model)
-    result = finetune(data, model, model_cfg, cfg, ev, device=device_for(rank),
-                      log_path=Path(paths.plots) / "finetune.tsv", resume_root=paths.train_cache,
-                      world=world, files=files)
+    result, gate_losses = finetune(data, model, model_cfg, cfg, ev, device=device_for(rank),
+                                   log_path=Path(paths.plots) / "finetune.tsv", resume_root=paths.train_cache,
+                                   world=world, files=files)
     if rank == 0:
-        metrics = finetune_metrics(model, data, result, ev)
+        metrics = finetune_metrics(model, data, result, gate_losses, ev)
         save_pad(model, model_cfg, cfg, paths.finetune_model, best_epoch=result.best_epoch, valid=metrics["valid"])
         write_json(metrics, Path(paths.metrics) / "finetune.json")
         print(f"finetune ({'+'.join(model.names)}, gate {cfg.gate}): test HR@{ev.k} "
               f"{metrics['test'][f'hr_{ev.k}']:.4f} nDCG@{ev.k} {metrics['test'][f'ndcg_{ev.k}']:.4f} "
-              f"(best epoch {result.best_epoch})")
+              f"(LLM expert best epoch {result.best_epoch})")
     close_distributed()
 
 

@@ -29,9 +29,10 @@ _NETWORK_CHUNK = 1 << 24  # floats of the network gate's (rows, N+1, hidden) act
 
 
 class PAD(nn.Module):
-    """Experts + gate; `item_buckets` (N+1,) long holds each item's frequency bucket (0 = padding)."""
+    """Experts + gate; `item_buckets` (N+1,) long holds each item's frequency bucket (0 = padding);
+    `fusion` names the alignment fusion whose text towers the text experts use (saved with the model)."""
 
-    def __init__(self, experts: Mapping[str, Expert], gate: Gate, item_buckets: Tensor) -> None:
+    def __init__(self, experts: Mapping[str, Expert], gate: Gate, item_buckets: Tensor, fusion: str = "sum") -> None:
         super().__init__()
         if not experts:
             raise ValueError("PAD needs at least one expert")
@@ -39,6 +40,7 @@ class PAD(nn.Module):
             raise ValueError(f"gate built for {gate.n_experts} experts, got {len(experts)}")
         self.experts = nn.ModuleDict(dict(experts))
         self.gate = gate
+        self.fusion = fusion
         self.register_buffer("item_buckets", item_buckets.detach().long().clone())
         self._tables: dict[str, Tensor] | None = None
 

@@ -40,38 +40,61 @@ def _rows(table: Tensor, ids: Tensor | None) -> Tensor:
     return table if ids is None else table[ids]  # (N+1, D) or (*ids.shape, D)
 
 
-class TextItems(nn.Module):
-    """The LLM expert's items (DESIGN §6): frozen text embedding → its own TextMLP → (N+1, d)."""
+TOWERS = ("linear", "mlp")
+FUSIONS = ("sum", "residual", "reference")
 
-    def __init__(self, text_emb: Tensor, dim: int, dropout: float):
+
+def text_tower(kind: str, text_dim: int, dim: int, dropout: float) -> nn.Module:
+    """The text side's reduction D → d: `linear` (one Linear: keeps the encoder's geometry, the `sum`
+    fusion's tower) or `mlp` (the reference code's deep TextMLP)."""
+    if kind == "linear":
+        return nn.Linear(text_dim, dim)
+    if kind == "mlp":
+        return TextMLP(text_dim, dim, dropout)
+    raise ValueError(f"unknown text tower {kind!r}: use one of {TOWERS}")
+
+
+def fusion_tower(fusion: str) -> str:
+    """The text tower an alignment fusion uses: `sum` a Linear, `residual` / `reference` the TextMLP."""
+    if fusion not in FUSIONS:
+        raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
+    return "linear" if fusion == "sum" else "mlp"
+
+
+class TextItems(nn.Module):
+    """The LLM expert's items (DESIGN §6): frozen text embedding → its own text tower → (N+1, d)."""
+
+    def __init__(self, text_emb: Tensor, dim: int, dropout: float, tower: str = "mlp"):
         super().__init__()
         _register_text(self, text_emb)
-        self.mlp = TextMLP(text_emb.shape[1], dim, dropout)
+        self.mlp = text_tower(tower, text_emb.shape[1], dim, dropout)
 
     def forward(self, ids: Tensor | None = None) -> Tensor:
         return _zero_padding(self.mlp(_rows(self.text_emb, ids)), ids)
 
 
 class AlignedItems(nn.Module):
-    """The alignment expert's items (DESIGN §5): own ID table + TextMLP over the frozen text.
+    """The alignment expert's items (DESIGN §5): own ID table + a text tower over the frozen text.
 
+    fusion `sum` (default): item vector = e_id + Linear(e_text) (D → d, no dropout): the text carries the
+        item and the ID vector learns what the text misses. On Prime Pantry (RESULTS.md) this is by far the
+        strongest way to put MiniLM text into SASRec; the deep, dropped-out TextMLP learns several times slower.
     fusion `reference`: item vector = GELU(Linear(2d→d)(Dropout([e_id ; MLP(e_text)]))) (the paper's code).
-    fusion `residual`: item vector = e_id + GELU(Linear(2d→d)(Dropout([e_id ; MLP(e_text)]))) with the Linear
-    zero-initialised, so training starts exactly at the pre-trained table (a random fusion layer scrambles
-    it and costs several epochs to recover) and learns the text correction. The choice is a persistent
-    buffer, so a checkpoint rebuilds the fusion it was trained with. `text_side()` and `id_side()` are the
-    two rows the MK-MMD compares. `freeze_ids()` (align.mode = frozen) stops every gradient into the ID
-    table: it gets requires_grad False and is read detached, so no optimizer step (weight decay
-    included) can change it. In train mode dropout is drawn once per table row, not per occurrence.
+    fusion `residual`: e_id + GELU(Linear(2d→d)(Dropout([e_id ; MLP(e_text)]))) with the Linear zero-initialised,
+        so training starts exactly at the pre-trained table and learns a text correction.
+    `residual` and `reference` use the TextMLP tower; checkpoints record the fusion (loaders need it to build
+    the module). `text_side()` and `id_side()` are the two rows the alignment loss compares. `freeze_ids()`
+    (align.mode = frozen) stops every gradient into the ID table: it gets requires_grad False and is read
+    detached, so no optimizer step (weight decay included) can change it. In train mode dropout is drawn
+    once per table row, not per occurrence.
     """
 
     def __init__(self, text_emb: Tensor, dim: int, dropout: float, id_init: Tensor | None = None,
-                 fusion: str = "residual"):
+                 fusion: str = "sum"):
         super().__init__()
-        if fusion not in ("residual", "reference"):
-            raise ValueError(f"fusion must be 'residual' or 'reference', got {fusion!r}")
+        self.fusion = fusion
+        self.tower = fusion_tower(fusion)
         _register_text(self, text_emb)
-        self.register_buffer("residual", torch.tensor(fusion == "residual"))
         self.id_emb = nn.Embedding(self.text_emb.shape[0], dim, padding_idx=0)
         if id_init is None:
             nn.init.xavier_normal_(self.id_emb.weight)
@@ -80,7 +103,9 @@ class AlignedItems(nn.Module):
                 raise ValueError(f"id_init must be {tuple(self.id_emb.weight.shape)}, got {tuple(id_init.shape)}")
             with torch.no_grad():
                 self.id_emb.weight.copy_(id_init)
-        self.mlp = TextMLP(text_emb.shape[1], dim, dropout)
+        self.mlp = text_tower(self.tower, text_emb.shape[1], dim, dropout)
+        if fusion == "sum":
+            return
         self.fuse = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * dim, dim), nn.GELU())
         if fusion == "residual":
             nn.init.zeros_(self.fuse[1].weight)
@@ -100,14 +125,15 @@ class AlignedItems(nn.Module):
         return _rows(weight, ids)
 
     def text_side(self, ids: Tensor | None = None) -> Tensor:
-        """MLP(e_text): (N+1, d) table or (*ids, d) rows."""
+        """tower(e_text): (N+1, d) table or (*ids, d) rows."""
         return self.mlp(_rows(self.text_emb, ids))
 
-    @property
-    def fusion(self) -> str:
-        return "residual" if bool(self.residual) else "reference"
+    def combine(self, e_id: Tensor, text_side: Tensor) -> Tensor:
+        """Item vectors (..., d) from the two sides (..., d) by the fusion (e_id = 0: a new, text-only item)."""
+        if self.fusion == "sum":
+            return e_id + text_side
+        fused = self.fuse(torch.cat([e_id, text_side], dim=-1))  # (..., 2d) -> (..., d)
+        return e_id + fused if self.fusion == "residual" else fused
 
     def forward(self, ids: Tensor | None = None) -> Tensor:
-        e_id = self.id_side(ids)
-        fused = self.fuse(torch.cat([e_id, self.text_side(ids)], dim=-1))  # (..., 2d) -> (..., d)
-        return _zero_padding(e_id + fused if bool(self.residual) else fused, ids)
+        return _zero_padding(self.combine(self.id_side(ids), self.text_side(ids)), ids)

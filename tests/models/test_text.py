@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pad.losses.alignment import mk_mmd
-from pad.models.text import AlignedItems, TextItems, TextMLP
+from pad.models.text import TOWERS, AlignedItems, TextItems, TextMLP
 
 torch.set_num_threads(1)
 
@@ -28,11 +28,11 @@ def test_text_mlp_layout():
 
 @settings(max_examples=15, deadline=None)
 @given(n_items=st.integers(1, 20), text_dim=st.sampled_from([3, 8, 384]), dim=st.sampled_from([2, 8]),
-       which=st.sampled_from(["aligned", "text"]))
+       which=st.sampled_from(["sum", "residual", "reference", "linear", "mlp"]))
 def test_tables_have_zero_padding_row_and_rows_match_ids(n_items, text_dim, dim, which):
     torch.manual_seed(0)
     emb = text_matrix(n_items, text_dim)
-    items = AlignedItems(emb, dim, 0.2) if which == "aligned" else TextItems(emb, dim, 0.2)
+    items = TextItems(emb, dim, 0.2, which) if which in TOWERS else AlignedItems(emb, dim, 0.2, fusion=which)
     items.eval()
     table = items()
     assert table.shape == (n_items + 1, dim)
@@ -81,10 +81,10 @@ def test_frozen_id_table_is_bit_identical_after_a_step_and_anchored_changes_it()
     frozen = AlignedItems(text_matrix(10, 8), 4, 0.1)
     frozen.freeze_ids()
     assert frozen.frozen
-    before_ids, before_mlp = frozen.id_emb.weight.clone(), frozen.mlp[0].weight.clone()
+    before_ids, before_tower = frozen.id_emb.weight.clone(), frozen.mlp.weight.clone()
     _step(frozen)
     assert torch.equal(frozen.id_emb.weight, before_ids)
-    assert not torch.equal(frozen.mlp[0].weight, before_mlp)  # the rest still trains
+    assert not torch.equal(frozen.mlp.weight, before_tower)  # the rest still trains
 
     anchored = AlignedItems(text_matrix(10, 8), 4, 0.1)
     before = anchored.id_emb.weight.clone()
@@ -111,9 +111,24 @@ def test_residual_fusion_starts_at_the_pretrained_table_and_reference_does_not()
     assert not torch.allclose(reference(), init, atol=1e-3)
 
 
-def test_fusion_travels_with_the_state_dict():
+def test_sum_fusion_is_the_id_vector_plus_a_linear_map_of_the_text():
+    torch.manual_seed(0)
+    text, init = torch.randn(9, 12), torch.randn(9, 4)
+    text[0], init[0] = 0, 0
+    items = AlignedItems(text, 4, 0.5, id_init=init).train()  # default fusion; no dropout anywhere
+    assert items.fusion == "sum" and isinstance(items.mlp, torch.nn.Linear) and not hasattr(items, "fuse")
+    want = init + text @ items.mlp.weight.T + items.mlp.bias
+    want[0] = 0
+    assert torch.allclose(items(), want, atol=1e-6)
+    assert torch.allclose(items.text_side(), text @ items.mlp.weight.T + items.mlp.bias, atol=1e-6)
+
+
+def test_fusions_pick_their_towers_and_unknown_names_fail():
     text = torch.randn(9, 12)
-    saved = AlignedItems(text, 4, 0.0, fusion="reference").state_dict()
-    rebuilt = AlignedItems(text, 4, 0.0)  # the loaders build the default, then load the weights
-    rebuilt.load_state_dict(saved)
-    assert rebuilt.fusion == "reference"
+    assert isinstance(AlignedItems(text, 4, 0.0, fusion="residual").mlp, TextMLP)
+    assert isinstance(TextItems(text, 4, 0.0, "mlp").mlp, TextMLP)
+    assert isinstance(TextItems(text, 4, 0.0, "linear").mlp, torch.nn.Linear)
+    with pytest.raises(ValueError, match="fusion"):
+        AlignedItems(text, 4, 0.0, fusion="concat")
+    with pytest.raises(ValueError, match="tower"):
+        TextItems(text, 4, 0.0, "transformer")

@@ -23,7 +23,7 @@ EV = EvaluateConfig(10, 64, 1000, 0)
 
 def align_cfg(**kw) -> AlignConfig:
     base = dict(epochs=2, batch_size=16, lr=0.01, weight_decay=0.0, patience=0, seed=3, time_budget_s=0.0,
-                lambda_=0.2, kernel="gaussian", mode="anchored", temperature=0.1, fusion="residual")
+                lambda_=0.2, kernel="gaussian", mode="anchored", temperature=0.1, fusion="sum", id_scale=0.1)
     return AlignConfig(**{**base, **kw})
 
 
@@ -67,16 +67,18 @@ def test_expert_starts_from_a_copy_of_phase_1(project):
     assert not torch.equal(next(expert.backbone.parameters()), next(pretrained.backbone.parameters()))
     with pytest.raises(PadError, match="items"):
         build_align_expert(pretrained, MODEL, text[:-1])
+    scaled = build_align_expert(pretrained, MODEL, text, id_scale=0.1)
+    torch.testing.assert_close(scaled.items.id_side(), 0.1 * pretrained.item_vectors())
 
 
 def test_frozen_keeps_the_id_table_bit_identical_and_anchored_changes_it(project, tmp_path):
-    start = project[2].item_vectors().detach().clone()
+    start = 0.1 * project[2].item_vectors().detach()  # align_cfg's id_scale
     frozen, _ = run(project, tmp_path / "f", mode="frozen", weight_decay=0.1)
     anchored, _ = run(project, tmp_path / "a", mode="anchored")
     assert torch.equal(frozen.items.id_emb.weight, start)
     assert not torch.equal(anchored.items.id_emb.weight, start)
-    fresh = build_align_expert(project[2], MODEL, project[1])
-    assert not torch.equal(frozen.items.mlp[0].weight, fresh.items.mlp[0].weight)  # the text side still trains
+    fresh = build_align_expert(project[2], MODEL, project[1], id_scale=0.1)
+    assert not torch.equal(frozen.items.mlp.weight, fresh.items.mlp.weight)  # the text side still trains
 
 
 def test_none_mode_is_the_recommendation_loss_alone(project, tmp_path):
@@ -106,9 +108,9 @@ def test_every_kernel_trains_and_anchored_loss_is_rec_plus_lambda_align(project,
     before = copy.deepcopy(expert.items.mlp.state_dict())
     loss, _ = align_objective(align_cfg(kernel=kernel), "ce")(expert, batch)
     loss.backward()
-    assert expert.items.mlp[0].weight.grad.abs().sum() > 0 and torch.isfinite(loss)
+    assert expert.items.mlp.weight.grad.abs().sum() > 0 and torch.isfinite(loss)
     opt.step()
-    assert not torch.equal(before["0.weight"], expert.items.mlp[0].weight)
+    assert not torch.equal(before["weight"], expert.items.mlp.weight)
 
 
 def test_non_anchored_trains_only_the_two_aligned_sides(project, tmp_path):
@@ -118,8 +120,8 @@ def test_non_anchored_trains_only_the_two_aligned_sides(project, tmp_path):
     loss, extra = align_objective(align_cfg(mode="non_anchored"), "ce")(expert, batch)
     assert torch.equal(loss, extra["align_loss"])
     seed_everything(3)  # what `align` does before building, so the fresh fusion layer is the same
-    start = build_align_expert(pretrained, MODEL, text, "non_anchored")
-    trained, result = run(project, tmp_path, mode="non_anchored", lr=0.01, epochs=3)
+    start = build_align_expert(pretrained, MODEL, text, "non_anchored", "residual")
+    trained, result = run(project, tmp_path, mode="non_anchored", lr=0.01, epochs=3, fusion="residual", id_scale=1.0)
     for k, v in start.backbone.state_dict().items():
         assert torch.equal(trained.backbone.state_dict()[k], v), k
     assert not torch.equal(trained.items.id_emb.weight, start.items.id_emb.weight)
@@ -147,3 +149,15 @@ def test_metrics_checkpoint_round_trip_and_resume(project, tmp_path):
         load_align_expert(tmp_path / "missing.pt", text)
     again, result2 = run(project, tmp_path, epochs=2)  # a finished run's state is reused as is
     assert result2.rows == result.rows
+
+
+@pytest.mark.parametrize("fusion", ["residual", "reference"])
+def test_checkpoint_rebuilds_the_fusion_it_was_trained_with(project, tmp_path, fusion):
+    data, text, _ = project
+    expert, _ = run(project, tmp_path, epochs=1, fusion=fusion, id_scale=1.0)
+    save_align_expert(expert, MODEL, align_cfg(fusion=fusion, id_scale=1.0), tmp_path / "align.pt")
+    loaded = load_align_expert(tmp_path / "align.pt", text)
+    assert loaded.items.fusion == fusion
+    seqs = data.splits["test"].inputs[:5]
+    expert.eval()
+    torch.testing.assert_close(loaded.score(loaded.encode(seqs)), expert.score(expert.encode(seqs)))
