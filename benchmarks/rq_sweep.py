@@ -1,11 +1,12 @@
-"""RQ2/RQ3 (align variants) and RQ5 (finetune ablations), one run after another, as in RESULTS.md.
+"""RQ2/RQ3 (align variants), RQ5 (finetune ablations), the loss and the backbones (RQ7), as in RESULTS.md.
 
     python benchmarks/rq_sweep.py BASE OUT [variant ...]
 
 BASE is a project folder where the default pipeline has run (params.yaml, data/prepared, data/embeddings,
 models/pretrain.pt, models/align.pt: e.g. a clone after `dvc repro` on Prime Pantry). Each variant runs
 its stage (align or finetune) in OUT/<name> with a copy of BASE's params changed as listed, reading BASE's
-upstream outputs; one JSON line per run. (`pad exp run rq3 ...` runs the same variants as DVC experiments,
+upstream outputs; `pipeline` variants run pretrain, align, finetune and evaluate there (new phase-1 model)
+and report SASRec-or-backbone / alignment expert / PAD from metrics/evaluate.json. One JSON line per run. (`pad exp run rq3 ...` runs the same variants as DVC experiments,
 with the downstream stages too.)"""
 import json, subprocess, sys, time, yaml
 from pathlib import Path
@@ -22,7 +23,13 @@ runs = [("align", "kernel-laplacian", {"align": {"kernel": "laplacian"}}),
         ("finetune", "no-llm", {"finetune": {"experts": ["id", "align"]}}),
         ("finetune", "gate-global", {"finetune": {"gate": "global"}}),
         ("finetune", "no-id", {"finetune": {"experts": ["align", "llm"]}}),
-        ("finetune", "no-align", {"finetune": {"experts": ["id", "llm"]}})]
+        ("finetune", "no-align", {"finetune": {"experts": ["id", "llm"]}}),
+        ("finetune", "only-align", {"finetune": {"experts": ["align"]}}),
+        ("finetune", "gate-network", {"finetune": {"gate": "network"}}),
+        ("pipeline", "loss-bce", {"model": {"loss": "bce"}}),
+        ("pipeline", "backbone-gru4rec", {"model": {"backbone": "gru4rec"}}),
+        ("pipeline", "backbone-caser", {"model": {"backbone": "caser"}})]
+PIPELINE = ("pretrain", "align", "finetune", "evaluate")
 only = sys.argv[3:]
 for stage, name, edit in runs:
     if only and name not in only:
@@ -33,12 +40,24 @@ for stage, name, edit in runs:
     for sec, kv in edit.items():
         p[sec].update(kv)
     p["paths"].update(items=str(BASE / "data/prepared/items.parquet"), sequences=str(BASE / "data/prepared/sequences.parquet"),
-                      embeddings=str(BASE / "data/embeddings/items.parquet"), pretrain_model=str(BASE / "models/pretrain.pt"),
+                      embeddings=str(BASE / "data/embeddings/items.parquet"),
+                      pretrain_model="models/pretrain.pt" if stage == "pipeline" else str(BASE / "models/pretrain.pt"),
                       align_model=str(BASE / "models/align.pt") if stage == "finetune" else "models/align.pt",
                       train_cache="cache/train")
     (d / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
     t = time.time()
-    r = subprocess.run([sys.executable, str(STAGES / f"{stage}.py")], cwd=d, capture_output=True, text=True)
+    for step in PIPELINE if stage == "pipeline" else (stage,):
+        r = subprocess.run([sys.executable, str(STAGES / f"{step}.py")], cwd=d, capture_output=True, text=True)
+        if r.returncode:
+            break
+    if stage == "pipeline" and r.returncode == 0:
+        ev = json.loads((d / "metrics/evaluate.json").read_text())["test"]
+        print(json.dumps({"name": name, "stage": stage, "s": round(time.time() - t), **{
+            model: {"hr": ev[model]["hr_10"], "ndcg": ev[model]["ndcg_10"],
+                    "cold": (ev[model]["cold"]["hr_10"], ev[model]["cold"]["ndcg_10"]),
+                    "warm": (ev[model]["warm"]["hr_10"], ev[model]["warm"]["ndcg_10"])}
+            for model in ("sasrec", "align", "pad")}}), flush=True)
+        continue
     m = json.loads((d / f"metrics/{stage}.json").read_text()) if r.returncode == 0 else {}
     t_ = m.get("test", {})
     row = {"name": name, "stage": stage, "rc": r.returncode, "s": round(time.time() - t),
