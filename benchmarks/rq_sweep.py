@@ -31,9 +31,11 @@ runs = [("align", "kernel-laplacian", {"align": {"kernel": "laplacian"}}),
         ("pipeline", "backbone-caser", {"model": {"backbone": "caser"}})]
 PIPELINE = ("pretrain", "align", "finetune", "evaluate")
 only = sys.argv[3:]
-for stage, name, edit in runs:
-    if only and name not in only:
-        continue
+by_name = {name: (stage, name, edit) for stage, name, edit in runs}
+unknown = [n for n in only if n not in by_name]
+if unknown:
+    sys.exit(f"unknown variants {unknown}; known: {list(by_name)}")
+for stage, name, edit in [by_name[n] for n in only] if only else runs:  # in the order given
     d = ROOT / name
     (d / "models").mkdir(parents=True, exist_ok=True)
     p = yaml.safe_load((BASE / "params.yaml").read_text())
