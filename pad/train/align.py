@@ -125,7 +125,11 @@ def load_align_checkpoint(path: str | Path) -> dict[str, Any]:
 def load_align_expert(path: str | Path, text_emb: Tensor | np.ndarray) -> Expert:
     """The trained alignment expert on CPU, rebuilt over `text_emb` ((N+1, D), e.g. from
     `pad.embed.store.load_embeddings`) and loaded from `path`; eval mode, every parameter trainable."""
-    ckpt = load_align_checkpoint(path)
+    return align_expert_from_checkpoint(load_align_checkpoint(path), text_emb, path)
+
+
+def align_expert_from_checkpoint(ckpt: dict[str, Any], text_emb: Tensor | np.ndarray, path: str | Path) -> Expert:
+    """`load_align_expert` for a checkpoint dict already read (`path` names it in errors)."""
     text_emb = torch.as_tensor(text_emb, dtype=torch.float32)
     want = (ckpt["n_items"] + 1, ckpt["text_dim"])
     if tuple(text_emb.shape) != want:
