@@ -9,6 +9,7 @@ HR@k = [rank <= k], nDCG@k = [rank <= k] / log2(rank + 1), averaged over users, 
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,7 +102,8 @@ def evaluate_split(scorer: Any, split: RankingSplit, item_buckets: Tensor, k: in
     if isinstance(scorer, nn.Module):
         scorer.eval()
     try:
-        masked, unmasked = split_ranks(scorer, moved, user_chunk)
+        with torch.no_grad(), (scorer.one_table() if hasattr(scorer, "one_table") else nullcontext()):
+            masked, unmasked = split_ranks(scorer, moved, user_chunk)  # item tables computed once, not per chunk
     finally:
         if isinstance(scorer, nn.Module):
             scorer.train(was_training)

@@ -46,14 +46,20 @@ def sampled_ce_loss(logits: Tensor) -> Tensor:
 
 
 def ce_loss(logits: Tensor, targets: Tensor) -> Tensor:
-    """Softmax cross-entropy over the whole catalogue; logits (M, N+1), column 0 (padding) excluded.
+    """Softmax cross-entropy over the whole catalogue; logits (M, N) of the real items 1..N (no padding
+    column), targets (M,) item ids in 1..N.
 
-    L = -log(exp(s_target) / Σ_{i=1..N} exp(s_i)), averaged over positions. Column 0 is set to -inf
-    IN PLACE (copying M x (N+1) logits costs more than the matmul): pass a fresh tensor that its
-    producing op does not save for backward (matmul and sums of logits are fine).
+    L = -log(exp(s_target) / Σ_{i=1..N} exp(s_i)), averaged over positions.
     """
-    logits[:, 0] = float("-inf")
-    return F.cross_entropy(logits, targets)
+    return F.cross_entropy(logits, targets - 1)
+
+
+def catalogue_logits(scorer: Scorer, query: object) -> Tensor:
+    """(B', L', N) logits over the real items. A scorer with `catalogue_scores` (an `Expert`) leaves the
+    padding row out of its matmul; for others column 0 of `score(query, None)` is dropped (a copy)."""
+    if hasattr(scorer, "catalogue_scores"):
+        return scorer.catalogue_scores(query)
+    return scorer.score(query, None)[..., 1:]
 
 
 def select_positions(query: object, mask: Tensor) -> object:
@@ -77,7 +83,7 @@ def _recommendation_loss(scorer: Scorer, batch: Batch, kind: LossKind) -> Tensor
     query = select_positions(scorer.encode(batch.inputs), mask)  # leaves (1, M, ...)
     targets = batch.targets[mask]  # (M,)
     if kind == "ce":
-        return ce_loss(scorer.score(query, None)[0], targets)  # (M, N+1)
+        return ce_loss(catalogue_logits(scorer, query)[0], targets)  # (M, N)
     if batch.negatives is None:
         raise ValueError(f"loss {kind!r} needs a batch with sampled negatives")
     candidates = torch.cat([targets[:, None], batch.negatives[mask]], -1)  # (M, 1+K)

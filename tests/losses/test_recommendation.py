@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from pad.config import ModelConfig
-from pad.losses.recommendation import bce_loss, ce_loss, recommendation_loss, sampled_ce_loss
+from pad.losses.recommendation import bce_loss, catalogue_logits, ce_loss, recommendation_loss, sampled_ce_loss
 from pad.models import build_id_expert
 from pad.train.data import Batch
 
@@ -23,10 +23,33 @@ def test_sampled_ce_is_softmax_over_positive_and_negatives():
     assert abs(float(sampled_ce_loss(logits)) - want) < 1e-6
 
 
-def test_ce_ignores_the_padding_column():
-    logits = torch.tensor([[100.0, 1.0, 2.0]])  # a huge padding logit must not matter
+def test_ce_is_softmax_over_the_real_items():
+    logits = torch.tensor([[1.0, 2.0]])  # items 1 and 2; the padding item has no column
     want = -math.log(math.exp(1) / (math.exp(1) + math.exp(2)))
-    assert abs(float(ce_loss(logits, torch.tensor([1]))) - want) < 1e-5
+    assert abs(float(ce_loss(logits, torch.tensor([1]))) - want) < 1e-6
+
+
+def test_catalogue_logits_leave_out_padding_for_any_scorer():
+    """An Expert's own matmul and the generic path (column 0 of `score` dropped) agree; a huge padding
+    logit never reaches the loss."""
+    torch.manual_seed(0)
+    expert = build_id_expert(ModelConfig("sasrec", 8, 1, 2, 0.0, 4, "ce", 2), 10).eval()
+
+    class Generic:  # a scorer without `catalogue_scores`, padding logit huge
+        encode = expert.encode
+
+        def score(self, query, candidates=None):
+            out = expert.score(query, candidates)
+            out[..., 0] = 100.0
+            return out
+
+    query = expert.encode(torch.tensor([[0, 1, 2, 3]]))
+    own = catalogue_logits(expert, query)
+    assert own.shape == (1, 4, 10)
+    torch.testing.assert_close(own, expert.score(query)[..., 1:])
+    torch.testing.assert_close(catalogue_logits(Generic(), query), own)
+    batch = Batch(torch.tensor([[0, 1, 2, 3]]), torch.tensor([[0, 2, 3, 4]]), None, torch.arange(1))
+    torch.testing.assert_close(recommendation_loss(Generic(), batch, "ce"), recommendation_loss(expert, batch, "ce"))
 
 
 def test_recommendation_loss_uses_only_real_positions():
