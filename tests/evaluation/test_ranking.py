@@ -4,7 +4,7 @@ import math
 import torch
 
 from pad.config import ModelConfig
-from pad.evaluation.ranking import RankingSplit, evaluate, flatten, hit_ndcg, split_ranks, target_ranks
+from pad.evaluation.ranking import RankingSplit, evaluate, evaluate_split, flatten, hit_ndcg, split_ranks, target_ranks
 from pad.models import build_id_expert
 
 
@@ -94,3 +94,29 @@ def test_ranks_equal_the_brute_force_definition():
         t = scores[u, targets[u]]
         others = [i for i in range(1, 9) if i not in banned and i != int(targets[u])]
         assert fast[u] == 1 + sum(bool(scores[u, i] >= t) for i in others)
+
+
+def test_a_text_expert_is_ranked_from_one_table_and_left_as_it_was():
+    """Evaluation computes a text expert's item table once (`one_table`), with the same ranks as scoring
+    every chunk through the text tower, and hands the model back in its mode without a cached table."""
+    from pad.models import Expert, SASRec
+    from pad.models.text import AlignedItems
+
+    torch.manual_seed(0)
+    expert = Expert(AlignedItems(torch.randn(21, 6), 4, 0.3), SASRec(4, 1, 1, 0.3, 5)).train()
+    g = torch.Generator().manual_seed(2)
+    inputs = torch.randint(1, 21, (30, 5), generator=g)
+    split = RankingSplit(inputs, torch.randint(1, 21, (30,), generator=g), inputs)
+    buckets = torch.tensor([0] + [1 + i % 10 for i in range(20)])
+    calls = []
+    hook = expert.items.register_forward_hook(lambda module, args, out: calls.append(args))
+    got = evaluate_split(expert, split, buckets, k=10, user_chunk=7)  # 5 chunks
+    hook.remove()
+    assert calls == [()]  # the whole table once, no per-chunk rows
+    assert expert.training and expert._table is None
+    expert.eval()
+    with torch.no_grad():  # by hand: every row through the tower, no table
+        scores = expert.score(expert.encode(inputs)[:, -1:])[:, 0]
+    hit, ndcg = hit_ndcg(target_ranks(scores, split.targets, split.history), 10)
+    assert got["hr_10"] == round(100 * float(hit.mean()), 4)
+    assert got["ndcg_10"] == round(100 * float(ndcg.mean()), 4)
