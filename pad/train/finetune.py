@@ -10,7 +10,7 @@
 Why not train the gate on the training sequences as the paper does: there the phase-1 ID expert has
 memorised the targets, so a gate fitted on them trusts it far too much. Measured on Prime Pantry
 (RESULTS.md, benchmarks/gate_fit_data.py): the same three trained experts with a gate fitted on the last
-training targets reach test HR@10 5.94 / nDCG@10 3.55, with the gate fitted on the validation targets 7.31 / 4.34. The gate has 3 × 10 numbers
+training targets reach test HR@10 5.74 / nDCG@10 3.47, with the gate fitted on the validation targets 7.40 / 4.36. The gate has 3 × 10 numbers
 (bucket) to fit on ~13k targets; the test split stays untouched, but PAD's validation metrics are
 in-sample for the gate.
 
