@@ -14,6 +14,7 @@ from typing import Callable, TypeVar
 import typer
 
 from pad.errors import PadError
+from pad.memory import reuse_freed_memory
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 data_app = typer.Typer(help="Get raw data sets.", no_args_is_help=True)
@@ -25,10 +26,12 @@ F = TypeVar("F", bound=Callable)
 
 
 def friendly_errors(fn: F) -> F:
-    """Turn a `PadError` into one line on stderr and exit status 2 (no traceback)."""
+    """The wrapper of every stage's and command's entry point: turn a `PadError` into one line on stderr
+    and exit status 2 (no traceback); before running, keep freed memory for reuse (`pad.memory`)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        reuse_freed_memory()
         try:
             return fn(*args, **kwargs)
         except PadError as exc:
