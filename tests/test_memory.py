@@ -1,6 +1,6 @@
 """pad.memory: large freed tensors are reused instead of faulted in again (glibc)."""
+import platform
 import resource
-import sys
 
 import pytest
 import torch
@@ -18,7 +18,7 @@ def _faults_of_big_allocations(cycles: int = 8) -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's allocator")
 def test_freed_big_tensors_are_reused_without_page_faults():
     assert reuse_freed_memory()
     pages = 8 * 64 * 2**20 // resource.getpagesize()  # what fresh mmaps would fault in
