@@ -10,9 +10,9 @@
 Why not train the gate on the training sequences as the paper does: there the phase-1 ID expert has
 memorised the targets, so a gate fitted on them trusts it far too much. Measured on Prime Pantry
 (RESULTS.md, benchmarks/gate_fit_data.py): the same three trained experts with a gate fitted on the last
-training targets reach test HR@10 5.74 / nDCG@10 3.47, with the gate fitted on the validation targets 7.40 / 4.36. The gate has 3 × 10 numbers
-(bucket) to fit on ~13k targets; the test split stays untouched, but PAD's validation metrics are
-in-sample for the gate.
+training targets reach test HR@10 5.74 / nDCG@10 3.47, with the gate fitted on the validation targets
+7.40 / 4.36. The gate has 3 × 10 numbers (bucket) to fit on ~13k targets; the test split stays untouched,
+but PAD's validation metrics are in-sample for the gate.
 
 Checkpoint (format `pad.pad/2`): {"model": asdict(ModelConfig), "finetune": asdict(FinetuneConfig),
 "experts": [names], "gate": kind, "fusion": the alignment fusion (sets the text towers), "n_items",
@@ -136,8 +136,7 @@ def finetune_metrics(model: PAD, data: Prepared, result: FitResult, gate_losses:
                      ev: EvaluateConfig) -> dict[str, Any]:
     """metrics/finetune.json: pretrain.json's layout (valid, test, train: of the LLM expert's fine-tuning, plus
     the gate's last fitting loss) and the gate's weights."""
-    with model.cached_items():
-        metrics = final_metrics(model, data, result, ev)
+    metrics = final_metrics(model, data, result, ev)
     if gate_losses:
         metrics["train"]["gate_loss"] = round(gate_losses[-1], 6)
     table = model.gate_weights()  # (B, E)
