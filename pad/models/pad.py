@@ -7,11 +7,11 @@ item module + backbone) and a gate from pad/models/gate.py. It is a *scorer* lik
 `encode(seqs)` returns a dict {expert name: (B, L, d) user states} (a query the losses and the
 evaluation slice with tree_map), `score(query, candidates | None)` the fused logits.
 
-Inference: inside `with model.cached_items():` (the gate fit; evaluation uses `one_table`, the same
-tables) every expert's (N+1, d) item table is computed once (eval mode, no grad) and reused by `encode`
-(table lookups) and `score` (one matmul per expert), so a full-ranking pass costs one backbone pass per expert per user chunk plus the matmuls. The experts'
-(B, L, N+1) logits are fused one expert at a time: no (B, L, N+1, E) tensor (except inside the
-`network` gate, whose hidden layer is computed in row chunks).
+Inference: inside `with model.cached_items():` (the gate fit; evaluation uses `one_table`, the same tables)
+every expert's (N+1, d) item table is computed once (eval mode, no grad) and reused by `encode` (table
+lookups) and `score` (one matmul per expert), so a full-ranking pass costs one backbone pass per expert per
+user chunk plus the matmuls. The experts' (B, L, N+1) logits are fused one expert at a time: no (B, L, N+1, E)
+tensor (except inside the `network` gate, whose hidden layer is computed in row chunks).
 """
 from __future__ import annotations
 
