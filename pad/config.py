@@ -36,6 +36,7 @@ class PathsConfig:
     finetune_model: str
     metrics: str
     plots: str
+    timings: str  # wall times and throughput per stage (outside DVC: they differ run to run)
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,20 @@
-"""Atomic file writes: a failed or killed run never leaves a half-written output behind."""
+"""Atomic file writes (a failed or killed run never leaves a half-written output behind) and safe
+checkpoint reads (`load_torch`: tensors and plain data only, one-line errors)."""
 from __future__ import annotations
 
 import json
 import os
+import pickle
 import tempfile
+import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from pad.errors import PadError
 
 
 @contextmanager
@@ -45,3 +50,23 @@ def save_torch(obj: Any, path: str | Path) -> None:
 
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
+
+
+def load_torch(path: str | Path, *, what: str = "checkpoint", fix: str = "", map_location: Any = "cpu") -> Any:
+    """`torch.load` with `weights_only=True` (tensors and plain data only: a file that would run code
+    when unpickled is refused). Every refusal is a one-line PadError naming `path`; `fix` says what to do."""
+    import torch
+
+    path = Path(path)
+    hint = f"; {fix}" if fix else ""
+    if not path.is_file():
+        raise PadError(f"{path}: {what} not found{hint}")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "GLOBAL" in str(exc):  # the weights-only unpickler met a class or function to import
+            raise PadError(f"{path}: refused to load this {what}: it holds Python objects beyond tensors and "
+                           f"plain data, which could run code when loaded (files this project writes never do){hint}") from None
+        raise PadError(f"{path}: unreadable {what}: corrupt or truncated, or not written by torch.save{hint}") from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError) as exc:
+        raise PadError(f"{path}: unreadable {what}: corrupt or truncated ({type(exc).__name__}){hint}") from None

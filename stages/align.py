@@ -1,8 +1,6 @@
 """Phase 2: train the alignment expert (recommendation loss + align.lambda × alignment loss) and evaluate it."""
 from pathlib import Path
 
-import torch
-
 from pad.cli import friendly_errors
 from pad.config import load_section
 from pad.embed.store import load_embeddings
@@ -10,7 +8,8 @@ from pad.errors import PadError
 from pad.io import write_json
 from pad.train.align import align, align_metrics, save_align_expert
 from pad.train.checkpoint import load_pretrained
-from pad.train.distributed import close_distributed, device_for, init_distributed
+from pad.train.distributed import close_distributed, device_for, init_distributed, set_threads
+from pad.train.loop import clear_resume
 from pad.train.pretrain import load_prepared
 
 
@@ -21,7 +20,7 @@ def main() -> None:
     cfg = load_section("align")
     ev = load_section("evaluate")
     rank, world = init_distributed()
-    torch.set_num_threads(max(1, 2 // world))
+    set_threads()
     pretrained, trained_cfg = load_pretrained(paths.pretrain_model)
     if trained_cfg != model_cfg:
         raise PadError(f"{paths.pretrain_model} was trained with other `model` params; rerun `dvc repro pretrain`")
@@ -36,6 +35,8 @@ def main() -> None:
         save_align_expert(expert.cpu(), model_cfg, cfg, paths.align_model,
                           best_epoch=result.best_epoch, valid=metrics["valid"], train=metrics["train"])
         write_json(metrics, Path(paths.metrics) / "align.json")
+        write_json(result.timings(), Path(paths.timings) / "align.json")
+        clear_resume(result)
         print(f"align ({cfg.mode}, {cfg.kernel}, lambda {cfg.lambda_}): test HR@{ev.k} "
               f"{metrics['test'][f'hr_{ev.k}']:.4f} nDCG@{ev.k} {metrics['test'][f'ndcg_{ev.k}']:.4f} "
               f"(best epoch {result.best_epoch})")

@@ -1,4 +1,5 @@
 """Evaluate the three phases' models (full ranking, per bucket and group), Kendall's tau, and plots."""
+import time
 from pathlib import Path
 
 import torch
@@ -14,14 +15,16 @@ from pad.models.pad import PAD
 from pad.train.align import load_align_expert
 from pad.train.checkpoint import load_pretrained
 from pad.train.data import ranking_splits, read_item_buckets
+from pad.train.distributed import set_threads
 from pad.train.finetune import load_pad_model
 
 
 @friendly_errors
 def main() -> None:
+    start = time.perf_counter()
     paths = load_section("paths")
     ev = load_section("evaluate")
-    torch.set_num_threads(2)
+    set_threads()
     text_emb, _ = load_embeddings(paths.embeddings)
     pretrained, model_cfg = load_pretrained(paths.pretrain_model)
     aligned = load_align_expert(paths.align_model, text_emb)
@@ -36,6 +39,7 @@ def main() -> None:
                                 sequences, item_bucket, int(buckets.max()), ev.tau_max_pairs, ev.seed)
     metrics["models"] = {"backbone": model_cfg.backbone, "experts": "+".join(pad.names)}
     write_json(metrics, Path(paths.metrics) / "evaluate.json")
+    write_json({"seconds": round(time.perf_counter() - start, 1)}, Path(paths.timings) / "evaluate.json")
     write_tsv(bucket_rows(metrics, ev.k), Path(paths.plots) / "buckets_ndcg.tsv")
     write_tsv(gate_rows(pad), Path(paths.plots) / "gate_weights.tsv")
     test = metrics["test"]

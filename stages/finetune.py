@@ -7,8 +7,9 @@ from pad.cli import friendly_errors
 from pad.config import load_section
 from pad.embed.store import load_embeddings
 from pad.io import write_json
-from pad.train.distributed import close_distributed, device_for, init_distributed
+from pad.train.distributed import close_distributed, device_for, init_distributed, set_threads
 from pad.train.finetune import build_pad, finetune, finetune_metrics, save_pad
+from pad.train.loop import clear_resume
 from pad.train.pretrain import load_prepared
 
 
@@ -19,7 +20,7 @@ def main() -> None:
     cfg = load_section("finetune")
     ev = load_section("evaluate")
     rank, world = init_distributed()
-    torch.set_num_threads(max(1, 2 // world))
+    set_threads()
     data = load_prepared(paths.sequences, paths.items, model_cfg)
     text_emb, _ = load_embeddings(paths.embeddings)
     torch.manual_seed(cfg.seed)  # fresh modules (the gate) start from seeded weights
@@ -33,6 +34,8 @@ def main() -> None:
         metrics = finetune_metrics(model, data, result, gate_losses, ev)
         save_pad(model, model_cfg, cfg, paths.finetune_model, best_epoch=result.best_epoch, valid=metrics["valid"])
         write_json(metrics, Path(paths.metrics) / "finetune.json")
+        write_json(result.timings(), Path(paths.timings) / "finetune.json")
+        clear_resume(result)
         print(f"finetune ({'+'.join(model.names)}, gate {cfg.gate}): test HR@{ev.k} "
               f"{metrics['test'][f'hr_{ev.k}']:.4f} nDCG@{ev.k} {metrics['test'][f'ndcg_{ev.k}']:.4f} "
               f"(LLM expert best epoch {result.best_epoch})")

@@ -7,6 +7,7 @@ from pad.config import load_section, train_config
 from pad.io import write_json
 from pad.train.checkpoint import save_expert
 from pad.train.distributed import close_distributed, device_for, init_distributed, set_threads
+from pad.train.loop import clear_resume
 from pad.train.pretrain import final_metrics, load_prepared, pretrain
 
 
@@ -17,7 +18,7 @@ def main() -> None:
     cfg = train_config(load_section("pretrain"))
     ev = load_section("evaluate")
     rank, world = init_distributed()
-    set_threads(world)
+    set_threads()
     data = load_prepared(paths.sequences, paths.items, model_cfg)
     expert, result = pretrain(data, model_cfg, cfg, ev, device=device_for(rank),
                               log_path=Path(paths.plots) / "pretrain.tsv", resume_root=paths.train_cache,
@@ -27,6 +28,8 @@ def main() -> None:
         save_expert(expert.cpu(), model_cfg, data.n_items, paths.pretrain_model,
                     best_epoch=result.best_epoch, valid=metrics["valid"], train=dataclasses.asdict(cfg))
         write_json(metrics, Path(paths.metrics) / "pretrain.json")
+        write_json(result.timings(), Path(paths.timings) / "pretrain.json")
+        clear_resume(result)
         print(f"pretrain: test HR@{ev.k} {metrics['test'][f'hr_{ev.k}']:.4f} "
               f"nDCG@{ev.k} {metrics['test'][f'ndcg_{ev.k}']:.4f} (best epoch {result.best_epoch})")
     close_distributed()

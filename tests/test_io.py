@@ -1,10 +1,11 @@
-"""Atomic writes: the target appears whole or not at all, with ordinary permissions."""
+"""Atomic writes (the target appears whole or not at all, with ordinary permissions) and safe checkpoint reads."""
 import os
 import stat
 
 import pytest
 
-from pad.io import atomic_path, write_json
+from pad.errors import PadError
+from pad.io import atomic_path, load_torch, save_torch, write_json
 
 
 def test_failed_write_leaves_nothing_behind(tmp_path):
@@ -35,3 +36,47 @@ def test_written_files_follow_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "m.json").stat().st_mode) == 0o644
+
+
+class Payload:
+    """Unpickling this runs `touch <marker>`: what a malicious .pt file would do."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_load_torch_refuses_a_file_that_would_run_code(tmp_path):
+    import torch
+
+    marker = tmp_path / "pwned"
+    torch.save({"format": "pad.pad/2", "state_dict": {}, "x": Payload(marker)}, tmp_path / "evil.pt")
+    with pytest.raises(PadError, match="refused to load") as err:
+        load_torch(tmp_path / "evil.pt", fix="rerun the finetune stage")
+    assert not marker.exists()
+    assert "\n" not in str(err.value) and "rerun the finetune stage" in str(err.value)
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint at all", "truncated"])
+def test_load_torch_unreadable_file_is_one_line(tmp_path, content):
+    import torch
+
+    path = tmp_path / "m.pt"
+    if content == "truncated":
+        torch.save({"w": torch.ones(1000)}, path)
+        content = path.read_bytes()[:200]
+    path.write_bytes(content)
+    with pytest.raises(PadError, match="corrupt or truncated") as err:
+        load_torch(path)
+    assert "\n" not in str(err.value) and str(path) in str(err.value)
+
+
+def test_load_torch_reads_what_save_torch_writes(tmp_path):
+    import torch
+
+    obj = {"format": "x/1", "model": {"dim": 8, "name": "sasrec"}, "names": ("id", "llm"), "t": torch.arange(3)}
+    save_torch(obj, tmp_path / "m.pt")
+    back = load_torch(tmp_path / "m.pt")
+    assert back["model"] == obj["model"] and back["names"] == ("id", "llm") and torch.equal(back["t"], obj["t"])

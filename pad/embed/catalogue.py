@@ -28,6 +28,7 @@ from pad.errors import PadError
 from pad.io import atomic_path
 
 EMPTY_TEXT_RULE = "zero vector"
+TIMING_KEYS = ("items_per_s", "wall_s", "cached_items")
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,16 @@ class EmbedResult:
     vectors: np.ndarray  # (N, D) float32, row i = item_idx[i]
     meta: dict[str, str]  # Parquet schema metadata (encoder, model, adapters, revision, pooling, dim, ...)
     stats: dict[str, float]  # items, dim, empty_texts, items_per_s, wall_s, cached_items
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """What the same texts and settings always give (metrics/embed.json)."""
+        return {k: v for k, v in self.stats.items() if k not in TIMING_KEYS}
+
+    @property
+    def timings(self) -> dict[str, float]:
+        """What differs run to run (speed, cache hits): kept out of the DVC metrics."""
+        return {k: v for k, v in self.stats.items() if k in TIMING_KEYS}
 
 
 def shard_key(meta: dict[str, str], texts: list[str]) -> str:

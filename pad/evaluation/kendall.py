@@ -128,8 +128,10 @@ def load_table(path: str | Path, key: str | None = None, n_items: int | None = N
         return table
     import torch
 
-    tensors = {k: v for k, v in _flatten(torch.load(path, map_location="cpu", weights_only=False)).items()
-               if isinstance(v, torch.Tensor) and v.dim() == 2}  # the user's own checkpoint file
+    from pad.io import load_torch
+
+    tensors = {k: v for k, v in _flatten(load_torch(path)).items()  # tensors and plain data only: never runs code
+               if isinstance(v, torch.Tensor) and v.dim() == 2}
     if key is not None:
         found = [k for k in tensors if k == key] or [k for k in tensors if k.endswith("." + key)]
     else:

@@ -33,7 +33,7 @@ from pad.losses.alignment import alignment_loss, distinct_batch_items
 from pad.losses.recommendation import LossKind, recommendation_loss
 from pad.models import Expert, build_backbone
 from pad.models.text import AlignedItems
-from pad.train.checkpoint import fingerprint, load_checkpoint
+from pad.train.checkpoint import checkpoint_contents, load_checkpoint, resume_folder
 from pad.train.data import Batch
 from pad.train.loop import FitResult, LossFn, fit, seed_everything
 from pad.train.pretrain import Prepared, final_metrics, valid_headline
@@ -92,7 +92,7 @@ def align(data: Prepared, pretrained: Expert, text_emb: Tensor | np.ndarray, mod
     """Train the alignment expert; returns it with the best-validation weights (monitor: valid nDCG@k)."""
     seed_everything(cfg.seed)
     expert = build_align_expert(pretrained, model_cfg, text_emb, cfg.mode, cfg.fusion, cfg.id_scale).to(device)
-    resume = Path(resume_root) / f"align-{fingerprint(model_cfg, cfg, ev.k, world, files=files)}"
+    resume = resume_folder(resume_root, "align", model_cfg, cfg, ev.k, world, files=files)
     result = fit(expert, data.train, align_objective(cfg, model_cfg.loss), valid_headline(data, ev),
                  train_config(cfg), log_path=log_path, resume_dir=resume, monitor=f"ndcg_{ev.k}", desc="align")
     return expert, result
@@ -132,12 +132,13 @@ def load_align_expert(path: str | Path, text_emb: Tensor | np.ndarray) -> Expert
 def align_expert_from_checkpoint(ckpt: dict[str, Any], text_emb: Tensor | np.ndarray, path: str | Path) -> Expert:
     """`load_align_expert` for a checkpoint dict already read (`path` names it in errors)."""
     text_emb = torch.as_tensor(text_emb, dtype=torch.float32)
-    want = (ckpt["n_items"] + 1, ckpt["text_dim"])
-    if tuple(text_emb.shape) != want:
-        raise PadError(f"{path}: trained on text embeddings of shape {want}, got {tuple(text_emb.shape)}; "
-                       "rerun the align stage on the current embeddings")
-    cfg = ModelConfig(**ckpt["model"])
-    items = AlignedItems(text_emb, cfg.dim, cfg.dropout, fusion=ckpt["align"]["fusion"])
-    expert = Expert(items, build_backbone(cfg))
-    expert.load_state_dict(ckpt["state_dict"])
+    with checkpoint_contents(path, "align"):
+        want = (ckpt["n_items"] + 1, ckpt["text_dim"])
+        if tuple(text_emb.shape) != want:
+            raise PadError(f"{path}: trained on text embeddings of shape {want}, got {tuple(text_emb.shape)}; "
+                           "rerun the align stage on the current embeddings")
+        cfg = ModelConfig(**ckpt["model"])
+        items = AlignedItems(text_emb, cfg.dim, cfg.dropout, fusion=ckpt["align"]["fusion"])
+        expert = Expert(items, build_backbone(cfg))
+        expert.load_state_dict(ckpt["state_dict"])
     return expert.eval()

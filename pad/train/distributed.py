@@ -1,10 +1,14 @@
-"""torchrun support: set up the process group (gloo on CPU, NCCL on GPU) from torchrun's env vars."""
+"""torchrun support (the process group: gloo on CPU, NCCL on GPU, from torchrun's env vars) and the
+thread count every stage uses."""
 from __future__ import annotations
 
 import os
+from typing import Mapping
 
 import torch
 import torch.distributed as dist
+
+from pad.errors import PadError
 
 
 def init_distributed() -> tuple[int, int]:
@@ -15,10 +19,28 @@ def init_distributed() -> tuple[int, int]:
     return (dist.get_rank(), world) if world > 1 else (0, 1)
 
 
-def set_threads(world: int, cores: int = 2) -> None:
-    """Share `cores` CPU threads among the ranks, unless OMP_NUM_THREADS already says how many."""
-    if "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(max(1, cores // world))
+THREADS_ENV = "PAD_THREADS"
+
+
+def thread_count(env: Mapping[str, str] = os.environ) -> int:
+    """CPU threads for this process: `PAD_THREADS` if set (the explicit override), else `OMP_NUM_THREADS`
+    if set (torchrun sets it to 1 for several ranks unless you do), else the cores this process may use
+    (its CPU affinity) shared among the ranks on this machine (torchrun's LOCAL_WORLD_SIZE)."""
+    for name in (THREADS_ENV, "OMP_NUM_THREADS"):
+        if env.get(name, "").strip():
+            value = env[name].strip()
+            if not value.isdigit() or int(value) < 1:
+                raise PadError(f"environment variable {name}={value!r}: expected a whole number of threads >= 1")
+            return int(value)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // max(1, int(env.get("LOCAL_WORLD_SIZE", "1"))))
+
+
+def set_threads() -> int:
+    """Give torch `thread_count()` threads (every stage calls this once, first thing); returns the count."""
+    n = thread_count()
+    torch.set_num_threads(n)
+    return n
 
 
 def device_for(rank: int) -> torch.device:

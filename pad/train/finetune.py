@@ -38,7 +38,7 @@ from pad.models import Expert, build_backbone, build_id_expert
 from pad.models.gate import build_gate
 from pad.models.pad import EXPERTS, PAD
 from pad.models.text import AlignedItems, TextItems, fusion_tower
-from pad.train.checkpoint import fingerprint, load_checkpoint, load_pretrained
+from pad.train.checkpoint import checkpoint_contents, load_checkpoint, load_pretrained, resume_folder
 from pad.train.gate import fit_gate
 from pad.train.loop import FitResult, fit, seed_everything
 from pad.train.pretrain import Prepared, final_metrics, valid_headline
@@ -123,7 +123,7 @@ def finetune(data: Prepared, model: PAD, model_cfg: ModelConfig, cfg: FinetuneCo
     model.to(device)
     result = FitResult(best_epoch=0, best_valid={}, epochs_run=0, train_s=0.0, stop_reason="no llm expert")
     if "llm" in model.experts:
-        resume = Path(resume_root) / f"finetune-{fingerprint(model_cfg, cfg, ev.k, world, files=files)}"
+        resume = resume_folder(resume_root, "finetune", model_cfg, cfg, ev.k, world, files=files)
         result = fit(model.experts["llm"], data.train, functools.partial(recommendation_loss, kind=model_cfg.loss),
                      valid_headline(data, ev), train_config(cfg), log_path=log_path, resume_dir=resume,
                      monitor=f"ndcg_{ev.k}", desc="finetune llm")
@@ -162,11 +162,12 @@ def load_pad_model(path: str | Path, text_emb: Tensor | np.ndarray) -> PAD:
     """The fine-tuned PAD model on CPU in eval mode, rebuilt over the frozen (N+1, D) `text_emb`."""
     ckpt = load_pad_checkpoint(path)
     text_emb = torch.as_tensor(text_emb, dtype=torch.float32)
-    if ckpt["text_dim"] and tuple(text_emb.shape) != (ckpt["n_items"] + 1, ckpt["text_dim"]):
-        raise PadError(f"{path}: trained on text embeddings of shape ({ckpt['n_items'] + 1}, {ckpt['text_dim']}), "
-                       f"got {tuple(text_emb.shape)}; rerun the finetune stage on the current embeddings")
-    cfg = ModelConfig(**ckpt["model"])
-    buckets = ckpt["state_dict"]["item_buckets"]
-    model = build_pad(ckpt["experts"], ckpt["gate"], cfg, text_emb, buckets, fusion=ckpt["fusion"])
-    model.load_state_dict(ckpt["state_dict"])
+    with checkpoint_contents(path, "finetune"):
+        if ckpt["text_dim"] and tuple(text_emb.shape) != (ckpt["n_items"] + 1, ckpt["text_dim"]):
+            raise PadError(f"{path}: trained on text embeddings of shape ({ckpt['n_items'] + 1}, {ckpt['text_dim']}), "
+                           f"got {tuple(text_emb.shape)}; rerun the finetune stage on the current embeddings")
+        cfg = ModelConfig(**ckpt["model"])
+        buckets = ckpt["state_dict"]["item_buckets"]
+        model = build_pad(ckpt["experts"], ckpt["gate"], cfg, text_emb, buckets, fusion=ckpt["fusion"])
+        model.load_state_dict(ckpt["state_dict"])
     return model.eval()

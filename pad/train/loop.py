@@ -1,6 +1,11 @@
 """The training loop every phase reuses: AdamW, seeded, early stopping on validation nDCG@10,
 best-validation weights kept, time budget, per-epoch TSV log, resume after a kill, DDP.
 
+A non-finite training loss stops the stage with a one-line PadError (nothing is saved from such a
+run). The resume state (`resume_dir/last.pt`) is read with `weights_only=True`; an unreadable one (a
+truncated file) is reported on one line and the phase starts from scratch. The stage deletes the folder
+once its outputs are written (`clear_resume`).
+
 The caller supplies the loss (`loss_fn(model, batch) -> loss` or `(loss, {"name": value})`; the
 extra values are averaged per epoch and logged as TSV columns) and the validation
 (`valid_fn(model) -> {"ndcg_10": ..., "hr_10": ...}`, logged as `valid_<key>`). Frozen parameters
@@ -11,7 +16,10 @@ DistributedDataParallel, and rank 0 validates, logs and checkpoints.
 from __future__ import annotations
 
 import copy
+import math
 import random
+import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +33,8 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from pad.config import TrainConfig
-from pad.io import atomic_path, save_torch
+from pad.errors import PadError
+from pad.io import atomic_path, load_torch, save_torch
 from pad.train.data import Batch, TrainData
 
 LossOutput = Tensor | tuple[Tensor, dict[str, Tensor | float]]
@@ -43,6 +52,20 @@ class FitResult:
     train_s: float
     stop_reason: str  # "patience", "time_budget" or "epochs"
     rows: list[dict[str, float]] = field(default_factory=list)
+    resume_dir: Path | None = None  # the run's resume state, to delete once the outputs are written
+
+    def timings(self) -> dict[str, float]:
+        """Training wall time and throughput: kept out of the DVC metrics (they differ run to run)."""
+        rows = self.rows
+        return {"seconds": round(self.train_s, 1),
+                "samples_per_s": round(sum(r["samples_per_s"] for r in rows) / max(len(rows), 1), 1)}
+
+
+def clear_resume(result: FitResult) -> None:
+    """Delete a finished run's resume folder (call after the stage's outputs are written): a later run,
+    e.g. `dvc repro -f`, trains anew instead of returning these weights."""
+    if result.resume_dir is not None:
+        shutil.rmtree(result.resume_dir, ignore_errors=True)
 
 
 def seed_everything(seed: int) -> None:
@@ -79,8 +102,9 @@ def fit(model: nn.Module, data: TrainData, loss_fn: LossFn, valid_fn: ValidFn, c
     (e.g. {"gate.": 0.05}); the others use `cfg.lr`.
 
     `resume_dir/last.pt` (written atomically after every epoch) lets a killed run continue where
-    it stopped; a finished run's state is reused as is. Epochs are seeded by (cfg.seed, epoch), so
-    a resumed run follows the same path as an uninterrupted one.
+    it stopped (a run killed after its last epoch returns its result without training again). Epochs
+    are seeded by (cfg.seed, epoch), so a resumed run follows the same path as an uninterrupted one.
+    The TSV log is written whenever `fit` returns.
     """
     rank, world = _world()
     device = next(model.parameters()).device
@@ -89,8 +113,8 @@ def fit(model: nn.Module, data: TrainData, loss_fn: LossFn, valid_fn: ValidFn, c
     st: dict[str, Any] = {"epoch": 0, "best_epoch": 0, "best_valid": {}, "best_state": None,
                           "bad_epochs": 0, "rows": [], "train_s": 0.0, "stop_reason": ""}
     last = Path(resume_dir) / "last.pt" if resume_dir else None
-    if last is not None and last.is_file():
-        saved = torch.load(last, map_location=device, weights_only=False)
+    saved = _resume_state(last, device)
+    if saved is not None:
         model.load_state_dict(saved.pop("model"))
         opt.load_state_dict(saved.pop("optimizer"))
         st.update(saved)
@@ -124,12 +148,27 @@ def fit(model: nn.Module, data: TrainData, loss_fn: LossFn, valid_fn: ValidFn, c
                 save_torch({**st, "model": model.state_dict(), "optimizer": opt.state_dict()}, last)
             print(f"{desc} epoch {epoch}: loss {row['train_loss']:.4f} valid {monitor} {valid[monitor]:.4f} "
                   f"({epoch_s:.1f}s, {row['samples_per_s']:.0f} samples/s)", flush=True)
+    if rank == 0 and log_path is not None:
+        _write_tsv(st["rows"], log_path)
     if st["best_state"] is not None:
         model.load_state_dict(st["best_state"])
     if world > 1:  # rank 0 holds the best weights; every rank returns the same model
         for t in model.state_dict().values():
             dist.broadcast(t, src=0)
-    return FitResult(st["best_epoch"], st["best_valid"], st["epoch"], st["train_s"], st["stop_reason"], st["rows"])
+    return FitResult(st["best_epoch"], st["best_valid"], st["epoch"], st["train_s"], st["stop_reason"], st["rows"],
+                     Path(resume_dir) if resume_dir else None)
+
+
+def _resume_state(last: Path | None, device: torch.device) -> dict[str, Any] | None:
+    """The saved state of a killed run, or None; an unreadable file is reported on one line and removed."""
+    if last is None or not last.is_file():
+        return None
+    try:
+        return load_torch(last, what="resume state", map_location=device)
+    except PadError as exc:
+        print(f"warning: {exc}; starting this phase from scratch", file=sys.stderr, flush=True)
+        last.unlink(missing_ok=True)
+        return None
 
 
 def _param_groups(model: nn.Module, lr: float, lr_by_prefix: dict[str, float]) -> list[dict[str, Any]]:
@@ -153,6 +192,10 @@ def _train_epoch(step: nn.Module, opt: torch.optim.Optimizer, data: TrainData, c
     for batch in bar:
         out = step(batch.to(device))
         loss, extra = out if isinstance(out, tuple) else (out, {})
+        if not math.isfinite(value := loss.item()):
+            raise PadError(f"{desc} epoch {epoch}, batch {n + 1}: the training loss is {value}; check the params "
+                           "(learning rate, loss weights) and the inputs (e.g. non-finite text embeddings); "
+                           "nothing was saved from this run")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -160,7 +203,7 @@ def _train_epoch(step: nn.Module, opt: torch.optim.Optimizer, data: TrainData, c
             totals[k] = totals.get(k, 0.0) + float(v.detach() if isinstance(v, Tensor) else v)
         n += 1
         seen += int((batch.targets != 0).sum()) * world
-        bar.set_postfix(loss=f"{loss.item():.4f}", samples_s=f"{seen / (time.perf_counter() - t0):.0f}")
+        bar.set_postfix(loss=f"{value:.4f}", samples_s=f"{seen / (time.perf_counter() - t0):.0f}")
     means = torch.tensor([totals[k] for k in totals] + [n], dtype=torch.float64)
     if world > 1:
         dist.all_reduce(means)

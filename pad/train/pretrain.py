@@ -14,7 +14,7 @@ from pad.errors import PadError
 from pad.evaluation.ranking import RankingSplit, evaluate, evaluate_split
 from pad.losses.recommendation import negatives_per_position, recommendation_loss
 from pad.models import Expert, build_id_expert
-from pad.train.checkpoint import fingerprint
+from pad.train.checkpoint import resume_folder
 from pad.train.data import TrainData, ranking_splits, read_item_buckets, read_sequences
 from pad.train.loop import FitResult, ValidFn, fit, seed_everything
 
@@ -56,7 +56,7 @@ def pretrain(data: Prepared, model_cfg: ModelConfig, cfg: TrainConfig, ev: Evalu
     """Train the ID expert with `model.loss`; returns it with the best-validation weights."""
     seed_everything(cfg.seed)
     expert = build_id_expert(model_cfg, data.n_items).to(device)
-    resume = Path(resume_root) / f"pretrain-{fingerprint(model_cfg, cfg, ev.k, world, files=files)}"
+    resume = resume_folder(resume_root, "pretrain", model_cfg, cfg, ev.k, world, files=files)
     result = fit(expert, data.train, functools.partial(recommendation_loss, kind=model_cfg.loss),
                  valid_headline(data, ev), cfg, log_path=log_path, resume_dir=resume,
                  monitor=f"ndcg_{ev.k}", desc="pretrain")
@@ -64,10 +64,8 @@ def pretrain(data: Prepared, model_cfg: ModelConfig, cfg: TrainConfig, ev: Evalu
 
 
 def final_metrics(expert: Expert, data: Prepared, result: FitResult, ev: EvaluateConfig) -> dict[str, Any]:
-    """metrics/pretrain.json: valid and test of the best-validation weights, plus training facts."""
+    """metrics/pretrain.json: valid and test of the best-validation weights, plus the epochs (timings are
+    not metrics: `FitResult.timings`)."""
     metrics = evaluate(expert, data.splits, data.item_buckets, ev.k, ev.user_chunk)
-    rows = result.rows
-    metrics["train"] = {"best_epoch": result.best_epoch, "epochs": result.epochs_run,
-                        "seconds": round(result.train_s, 1),
-                        "samples_per_s": round(sum(r["samples_per_s"] for r in rows) / max(len(rows), 1), 1)}
+    metrics["train"] = {"best_epoch": result.best_epoch, "epochs": result.epochs_run}
     return metrics

@@ -10,7 +10,8 @@ from pad.config import ModelConfig, TrainConfig
 from pad.losses.recommendation import recommendation_loss
 from pad.models import build_id_expert
 from pad.train.data import TrainData
-from pad.train.loop import fit, seed_everything
+from pad.errors import PadError
+from pad.train.loop import clear_resume, fit, seed_everything
 
 
 def setup(loss="ce"):
@@ -107,3 +108,40 @@ def test_lr_by_prefix_gives_a_parameter_group_its_own_learning_rate():
     assert set(groups) == {1e-3, 0.05}
     assert {id(p) for p in groups[0.05]} == {id(p) for p in model["gate"].parameters()}
     assert [id(p) for p in groups[1e-3]] == [id(model["body"].weight)]  # frozen bias left out
+
+
+def test_a_truncated_resume_state_is_reported_and_training_starts_over(tmp_path, capsys):
+    model, data, loss_fn = setup()
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r/last.pt").write_bytes(b"PK\x03\x04 half a zip")  # a kill during a non-atomic copy, a full disk
+    result = fit(model, data, loss_fn, lambda m: {"ndcg_10": 0.0, "hr_10": 0.0}, tcfg(epochs=2, patience=0),
+                 resume_dir=tmp_path / "r")
+    assert [r["epoch"] for r in result.rows] == [1, 2]
+    err = capsys.readouterr().err
+    assert "warning:" in err and "last.pt" in err and "from scratch" in err
+
+
+def test_a_non_finite_loss_stops_with_one_line(tmp_path):
+    model, data, loss_fn = setup()
+
+    def nan_loss(m, batch):
+        return loss_fn(m, batch) * float("nan")
+
+    with pytest.raises(PadError, match="training loss is nan") as err:
+        fit(model, data, nan_loss, lambda m: {"ndcg_10": 0.0, "hr_10": 0.0}, tcfg(), resume_dir=tmp_path / "r",
+            log_path=tmp_path / "log.tsv")
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "r/last.pt").exists()  # nothing saved from the failed epoch
+
+
+def test_the_log_is_written_even_when_no_epoch_is_left_to_run(tmp_path):
+    model, data, loss_fn = setup()
+    valid = lambda m: {"ndcg_10": 0.0, "hr_10": 0.0}  # noqa: E731
+    fit(model, data, loss_fn, valid, tcfg(epochs=2, patience=0), resume_dir=tmp_path / "r")  # killed before writing
+    (tmp_path / "log.tsv").unlink(missing_ok=True)
+    result = fit(model, data, loss_fn, valid, tcfg(epochs=2, patience=0), resume_dir=tmp_path / "r",
+                 log_path=tmp_path / "log.tsv")
+    assert result.epochs_run == 2 and len((tmp_path / "log.tsv").read_text().splitlines()) == 3
+    clear_resume(result)
+    assert not (tmp_path / "r").exists()
+    assert set(result.timings()) == {"seconds", "samples_per_s"}
