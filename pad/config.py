@@ -52,7 +52,7 @@ class Range:
         return "any finite number"
 
 
-SEED_MAX = 2**32 - 1  # numpy's legacy seed range; the training streams derive seeds as seed * 100_003 + ...
+SEED_MAX = 2**32 - 1  # numpy's legacy seed range; torch seeds derived from it, e.g. (seed * 100_003 + epoch) * 1_009, stay < 2**64
 
 
 @dataclass(frozen=True)
