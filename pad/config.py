@@ -1,16 +1,20 @@
 """Params: one frozen dataclass per `params.yaml` section, loaded strictly.
 
-An unknown key, a missing key or a value of the wrong type stops with a `PadError` that names the
-key and the file. Stages get the section they need (`load_section("align")`), never the whole tree.
+An unknown section or key, a missing key, a value of the wrong type or outside its range stops with a
+`PadError` that names the key and the file. Every numeric field declares its valid values next to it,
+`Annotated[int, Range(ge=1)]`; floats must also be finite (YAML `.nan` / `.inf` are rejected). Rules that
+tie two fields together are a section's `problems()`. Stages get the section they need
+(`load_section("align")`), never the whole tree.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Iterator, Literal
 
 import yaml
 
@@ -19,6 +23,36 @@ from pad.errors import PadError
 PARAMS_FILE = "params.yaml"
 
 Loss = Literal["bce", "ce", "sampled_ce"]
+
+
+@dataclass(frozen=True)
+class Range:
+    """The valid values of a numeric param: ge / gt a lower bound (inclusive / exclusive), le / lt an
+    upper one; None = unbounded. Written next to the field: `dim: Annotated[int, Range(ge=1)]`."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+
+    def __contains__(self, value: float) -> bool:
+        return ((self.ge is None or value >= self.ge) and (self.gt is None or value > self.gt)
+                and (self.le is None or value <= self.le) and (self.lt is None or value < self.lt))
+
+    def __str__(self) -> str:
+        """'>= 1', '> 0', 'in [0, 1)', ...: what follows "must be" in an error message."""
+        low = ("[", self.ge) if self.ge is not None else ("(", self.gt) if self.gt is not None else None
+        high = ("]", self.le) if self.le is not None else (")", self.lt) if self.lt is not None else None
+        if low and high:
+            return f"in {low[0]}{low[1]}, {high[1]}{high[0]}"
+        if low:
+            return f"{'>=' if low[0] == '[' else '>'} {low[1]}"
+        if high:
+            return f"{'<=' if high[0] == ']' else '<'} {high[1]}"
+        return "any finite number"
+
+
+SEED_MAX = 2**32 - 1  # numpy's legacy seed range; torch seeds derived from it, e.g. (seed * 100_003 + epoch) * 1_009, stay < 2**64
 
 
 @dataclass(frozen=True)
@@ -43,14 +77,20 @@ class PathsConfig:
 class SyntheticConfig:
     """The offline generator (DESIGN §2): topic titles, drifting users, power-law popularity."""
 
-    users: int
-    items: int
-    topics: int
-    min_len: int
-    max_len: int
-    drift: float
-    popularity_exponent: float
-    seed: int
+    users: Annotated[int, Range(ge=1)]
+    items: Annotated[int, Range(ge=1)]  # >= topics (problems)
+    topics: Annotated[int, Range(ge=1)]
+    min_len: Annotated[int, Range(ge=1)]  # a user's interactions: min_len .. max_len
+    max_len: Annotated[int, Range(ge=1)]  # >= min_len; >= data.min_interactions (DataConfig.problems)
+    drift: Annotated[float, Range(ge=0, le=1)]  # a probability per step
+    popularity_exponent: Annotated[float, Range(ge=0)]  # 0 = uniform popularity
+    seed: Annotated[int, Range(ge=0, le=SEED_MAX)]
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        if self.max_len < self.min_len:
+            yield "max_len", f"is {self.max_len}; must be >= 'data.synthetic.min_len' ({self.min_len})"
+        if self.items < self.topics:
+            yield "items", f"is {self.items}; must be >= 'data.synthetic.topics' ({self.topics}): every topic needs an item"
 
 
 @dataclass(frozen=True)
@@ -59,11 +99,18 @@ class DataConfig:
     path: str
     name: str
     text_field: str
-    min_rating: float
-    min_interactions: int
-    max_items: int
-    n_buckets: int
+    min_rating: Annotated[float, Range()]  # any rating scale
+    min_interactions: Annotated[int, Range(ge=3)]  # a training item, the valid target, the test target
+    max_items: Annotated[int, Range(ge=4)]  # >= min_interactions; 4 = one training (input, target) pair
+    n_buckets: Annotated[int, Range(ge=1, le=127)]  # stored as int8; <= items (checked in prepare)
     synthetic: SyntheticConfig
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        if self.max_items < self.min_interactions:
+            yield "max_items", f"is {self.max_items}; must be >= 'data.min_interactions' ({self.min_interactions})"
+        if self.source == "synthetic" and self.synthetic.max_len < self.min_interactions:
+            yield "synthetic.max_len", (f"is {self.synthetic.max_len}; must be >= 'data.min_interactions' "
+                                        f"({self.min_interactions}), or every synthetic user is filtered out")
 
 
 @dataclass(frozen=True)
@@ -74,9 +121,9 @@ class EmbedConfig:
     adapter: str
     instruction: str
     pooling: Literal["mean"]
-    max_length: int
-    batch_size: int
-    shard_size: int
+    max_length: Annotated[int, Range(ge=1)]  # tokens per text
+    batch_size: Annotated[int, Range(ge=1)]
+    shard_size: Annotated[int, Range(ge=1)]  # texts per cached shard
     device: str
     dtype: Literal["auto", "float32", "bfloat16", "float16"]
 
@@ -86,26 +133,30 @@ class ModelConfig:
     """The sequence model shared by every phase, and the recommendation loss (DESIGN §4)."""
 
     backbone: Literal["sasrec", "gru4rec", "caser"]
-    dim: int
-    blocks: int
-    heads: int
-    dropout: float
-    max_len: int
+    dim: Annotated[int, Range(ge=1)]  # sasrec: divisible by heads (problems)
+    blocks: Annotated[int, Range(ge=1)]  # sasrec: transformer blocks; gru4rec: GRU layers
+    heads: Annotated[int, Range(ge=1)]
+    dropout: Annotated[float, Range(ge=0, lt=1)]
+    max_len: Annotated[int, Range(ge=1)]  # the items the model sees
     loss: Loss
-    negatives: int
+    negatives: Annotated[int, Range(ge=1)]  # sampled_ce only
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        if self.backbone == "sasrec" and self.dim % self.heads:
+            yield "dim", f"is {self.dim}; must be divisible by 'model.heads' ({self.heads}) for sasrec"
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """What every training phase needs: AdamW, batches of users, early stopping on valid nDCG@10."""
 
-    epochs: int
-    batch_size: int
-    lr: float
-    weight_decay: float
-    patience: int
-    seed: int
-    time_budget_s: float  # stop after the epoch that passes this many seconds of training; 0 = none
+    epochs: Annotated[int, Range(ge=1)]
+    batch_size: Annotated[int, Range(ge=1)]  # users per batch
+    lr: Annotated[float, Range(gt=0)]
+    weight_decay: Annotated[float, Range(ge=0)]
+    patience: Annotated[int, Range(ge=0)]  # epochs without a better valid nDCG before stopping; 0 = never stop early
+    seed: Annotated[int, Range(ge=0, le=SEED_MAX)]
+    time_budget_s: Annotated[float, Range(ge=0)]  # stop after the epoch that passes this many seconds of training; 0 = none
 
 
 @dataclass(frozen=True)
@@ -115,28 +166,28 @@ class PretrainConfig(TrainConfig):
 
 @dataclass(frozen=True)
 class AlignConfig(TrainConfig):
-    lambda_: float
+    lambda_: Annotated[float, Range(ge=0)]  # weight of the alignment loss; 0 = recommendation loss only
     kernel: Literal["gaussian", "laplacian", "linear", "cosine", "infonce"]
     mode: Literal["anchored", "non_anchored", "frozen", "none"]
-    temperature: float
+    temperature: Annotated[float, Range(gt=0)]  # infonce only
     fusion: Literal["sum", "residual", "reference"]
-    id_scale: float  # the alignment expert's ID table starts as id_scale × the phase-1 table
+    id_scale: Annotated[float, Range(ge=0)]  # the alignment expert's ID table starts as id_scale × the phase-1 table
 
 
 @dataclass(frozen=True)
 class FinetuneConfig(TrainConfig):
     gate: Literal["bucket", "network", "global"]
     experts: tuple[Literal["id", "align", "llm"], ...]
-    gate_lr: float  # the gate's Adam learning rate (it is fitted on the validation split, DESIGN §6)
-    gate_epochs: int  # passes over the validation users that fit the gate
+    gate_lr: Annotated[float, Range(gt=0)]  # the gate's Adam learning rate (it is fitted on the validation split, DESIGN §6)
+    gate_epochs: Annotated[int, Range(ge=0)]  # passes over the validation users that fit the gate; 0 = keep its initial weights
 
 
 @dataclass(frozen=True)
 class EvaluateConfig:
-    k: int
-    user_chunk: int
-    tau_max_pairs: int
-    seed: int
+    k: Annotated[int, Range(ge=1)]  # HR@k, nDCG@k
+    user_chunk: Annotated[int, Range(ge=1)]  # users scored at once
+    tau_max_pairs: Annotated[int, Range(ge=2)]  # Kendall's tau needs 2+ pairs
+    seed: Annotated[int, Range(ge=0, le=SEED_MAX)]
 
 
 SECTIONS: dict[str, type] = {
@@ -174,29 +225,36 @@ def read_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
 
 
 def load_section(name: str, path: str | Path = PARAMS_FILE) -> Any:
-    """Load one section of params.yaml into its frozen dataclass, strictly."""
+    """Load one section of params.yaml into its frozen dataclass, strictly (an unknown top-level section,
+    e.g. a misspelt `aling:`, is an error for every stage, not only for the one that would read it)."""
     if name not in SECTIONS:
         raise PadError(f"unknown params section {name!r}; known: {', '.join(SECTIONS)}")
-    raw = read_params(path)
+    raw = _read_sections(path)
     if name not in raw:
         raise PadError(f"{path}: missing section '{name}'")
     return build(SECTIONS[name], raw[name], key=name, file=str(path))
 
 
 def load_all(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
-    """Every section, checked (also rejects unknown top-level sections)."""
+    """Every section, checked."""
+    _read_sections(path)
+    return {name: load_section(name, path) for name in SECTIONS}
+
+
+def _read_sections(path: str | Path) -> dict[str, Any]:
+    """`read_params`, with every top-level key a known section."""
     raw = read_params(path)
-    unknown = sorted(set(raw) - set(SECTIONS))
+    unknown = sorted(set(raw) - set(SECTIONS), key=str)
     if unknown:
         raise PadError(f"{path}: unknown section '{unknown[0]}'; known: {', '.join(SECTIONS)}")
-    return {name: load_section(name, path) for name in SECTIONS}
+    return raw
 
 
 def build(cls: type, value: Any, *, key: str, file: str) -> Any:
     """Build dataclass `cls` from a YAML mapping; every error names `file` and the dotted `key`."""
     if not isinstance(value, dict):
         raise PadError(f"{file}: '{key}' must be a mapping, got {_typename(value)}")
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     fields = {f.name for f in dataclasses.fields(cls)}
     given = {_KEYWORD_FIELDS.get(k, k): k for k in value}
     for field_name, yaml_key in given.items():
@@ -209,7 +267,10 @@ def build(cls: type, value: Any, *, key: str, file: str) -> Any:
         if yaml_key not in value:
             raise PadError(f"{file}: missing key '{key}.{yaml_key}'")
         kwargs[field_name] = _coerce(hints[field_name], value[yaml_key], key=f"{key}.{yaml_key}", file=file)
-    return cls(**kwargs)
+    built = cls(**kwargs)
+    for sub_key, problem in getattr(built, "problems", lambda: ())():
+        raise PadError(f"{file}: '{key}.{sub_key}' {problem}")
+    return built
 
 
 def _yaml_key(field_name: str) -> str:
@@ -219,6 +280,13 @@ def _yaml_key(field_name: str) -> str:
 
 def _coerce(tp: Any, value: Any, *, key: str, file: str) -> Any:
     origin = typing.get_origin(tp)
+    if origin is Annotated:
+        base, *extras = typing.get_args(tp)
+        value = _coerce(base, value, key=key, file=file)
+        for valid in (e for e in extras if isinstance(e, Range)):
+            if value not in valid:
+                raise PadError(f"{file}: '{key}' is {value!r}; must be {valid}")
+        return value
     if dataclasses.is_dataclass(tp):
         return build(tp, value, key=key, file=file)
     if origin is Literal:
@@ -247,7 +315,13 @@ def _coerce(tp: Any, value: Any, *, key: str, file: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise PadError(f"{file}: '{key}' must be a number, got {value!r}")
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond float range
+            number = math.inf
+        if not math.isfinite(number):
+            raise PadError(f"{file}: '{key}' is {value!r}; must be a finite number")
+        return number
     if tp is str:
         if value is None:
             return ""

@@ -19,7 +19,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pad.config import DataConfig
+from pad.config import PARAMS_FILE, DataConfig
 from pad.data.buckets import GROUPS, assign_buckets, group_of_bucket
 from pad.data.sources import read_source
 from pad.data.sources.common import RawData
@@ -41,11 +41,7 @@ class Prepared:
 
 
 def prepare(cfg: DataConfig) -> Prepared:
-    """Read `cfg.source` and apply the common preprocessing."""
-    if cfg.min_interactions < 3:
-        raise PadError("data.min_interactions must be >= 3 (one training, one valid, one test item)")
-    if cfg.max_items < cfg.min_interactions or cfg.n_buckets < 1:
-        raise PadError("data.max_items must be >= data.min_interactions and data.n_buckets >= 1")
+    """Read `cfg.source` and apply the common preprocessing (`cfg`'s ranges are checked by pad.config)."""
     return preprocess(read_source(cfg), cfg)
 
 
@@ -56,8 +52,10 @@ def preprocess(raw: RawData, cfg: DataConfig) -> Prepared:
     total_users = seqs.height
     seqs = seqs.filter(pl.col("item").list.len() >= cfg.min_interactions)
     if seqs.height == 0:
-        raise PadError(f"no user has >= {cfg.min_interactions} interactions after filtering "
-                       f"(data.min_interactions); check the data or lower it")
+        fix = ("raise 'data.synthetic.min_len' or 'data.synthetic.users'" if cfg.source == "synthetic"
+               else "check the data or lower 'data.min_interactions'")
+        raise PadError(f"{PARAMS_FILE}: no user is left: none of the {total_users} users read has >= "
+                       f"{cfg.min_interactions} interactions ('data.min_interactions'); {fix}")
     before_cut = int(seqs["item"].list.len().sum())
     seqs = seqs.with_columns(pl.col("item").list.tail(cfg.max_items))
 
@@ -65,6 +63,9 @@ def preprocess(raw: RawData, cfg: DataConfig) -> Prepared:
     catalogue = raw.items if raw.keep_unused_items else raw.items.filter(pl.col("item").is_in(used.implode()))
     item_ids = catalogue["item"]
     n_items = len(item_ids)
+    if cfg.n_buckets > n_items:
+        raise PadError(f"{PARAMS_FILE}: 'data.n_buckets' is {cfg.n_buckets}; must be <= the number of items "
+                       f"after preparation ({n_items})")
     lengths = seqs["item"].list.len().to_numpy().astype(np.int64)
     flat = seqs["item"].explode().replace_strict(item_ids, pl.int_range(1, n_items + 1, eager=True),
                                                 return_dtype=pl.Int32).to_numpy()

@@ -115,6 +115,8 @@ def read_sequences(path: str | Path) -> list[np.ndarray]:
     if not path.is_file():
         raise PadError(f"{path}: not found; run the prepare stage first (`dvc repro prepare`)")
     df = pl.read_parquet(path, columns=["user_idx", "items"]).sort("user_idx")
+    if df.height == 0:
+        raise PadError(f"{path}: no users; rerun the prepare stage (`dvc repro prepare`)")
     short = df.filter(pl.col("items").list.len() < 3)
     if len(short):
         raise PadError(f"{path}: user_idx {short['user_idx'][0]} has fewer than 3 items (need train, valid, test)")

@@ -104,3 +104,26 @@ def test_stage_exits_non_zero_with_one_line_and_keeps_old_outputs(tmp_path):
     assert old.read_bytes() == b"previous run"
     assert not (tmp_path / params["paths"]["sequences"]).exists()
     assert not list(tmp_path.rglob("*.tmp")) and not (tmp_path / params["paths"]["metrics"]).exists()
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda d: (d["synthetic"].update(items=12, topics=4), d.update(n_buckets=20)),
+     ["'data.n_buckets' is 20", "(12)"]),
+    (lambda d: d["synthetic"].update(users=-1), ["'data.synthetic.users' is -1; must be >= 1"]),
+    (lambda d: d["synthetic"].update(min_len=-3), ["'data.synthetic.min_len' is -3; must be >= 1"]),
+    (lambda d: d["synthetic"].update(items=0), ["'data.synthetic.items' is 0; must be >= 1"]),
+    (lambda d: d["synthetic"].update(seed=-1), ["'data.synthetic.seed' is -1; must be in [0, 4294967295]"]),
+    (lambda d: d.update(n_buckets=200), ["'data.n_buckets' is 200; must be in [1, 127]"]),
+])
+def test_prepare_stage_bad_sizes_exit_2_with_one_line(tmp_path, edit, words):
+    """Values that used to give a traceback (or int8 bucket overflow, or silently empty buckets)."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["data"]["synthetic"].update(users=40)
+    edit(params["data"])
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    run = subprocess.run([sys.executable, str(REPO / "stages/prepare.py")], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and run.stderr.startswith("error: params.yaml: ") and run.stderr.count("\n") == 1
+    for word in words:
+        assert word in run.stderr
+    assert not (tmp_path / params["paths"]["items"]).exists()

@@ -7,6 +7,7 @@ import pytest
 
 from pad.data.prepare import ITEMS_SCHEMA, SEQUENCES_SCHEMA, preprocess, write_prepared
 from pad.data.sources.common import RawData
+from pad.errors import PadError
 
 
 def raw(seqs: dict[str, list[str]], items=None, keep_unused=False):
@@ -45,19 +46,19 @@ def test_time_order_ties_keep_file_order_and_users_numbered_by_first_interaction
 
 def test_schemas_text_cleaning_repeats_and_unused_items(data_cfg):
     seqs = {"u1": ["a", "b", "c", "a", "a"], "u2": ["c", "b", "a", "d", "b"]}
-    p = preprocess(raw(seqs, items=["a", "b", "c", "d", "e"], keep_unused=True), data_cfg())
+    p = preprocess(raw(seqs, items=["a", "b", "c", "d", "e"], keep_unused=True), data_cfg(n_buckets=5))
     assert p.items.schema.equals(ITEMS_SCHEMA) and p.sequences.schema.equals(SEQUENCES_SCHEMA)
     assert p.items.column("text")[0].as_py() == '<b>a</b> "x"'  # entities unescaped, spaces collapsed
     assert p.metrics["repeat_targets"] == {"valid": 1, "test": 2}
     assert p.metrics["unused_items"] == 1 and p.metrics["items"] == 5
-    dropped = preprocess(raw(seqs, items=["a", "b", "c", "d", "e"]), data_cfg())
+    dropped = preprocess(raw(seqs, items=["a", "b", "c", "d", "e"]), data_cfg(n_buckets=4))
     assert dropped.items.column("item_id").to_pylist() == ["a", "b", "c", "d"]
-    assert p.items.column("bucket")[4].as_py() == 10  # unused item "e": coldest bucket
-    assert sum(p.metrics["bucket_sizes"]) == 5 and len(p.metrics["bucket_cuts"]) == 9
+    assert p.items.column("bucket")[4].as_py() == 5  # unused item "e": coldest bucket
+    assert sum(p.metrics["bucket_sizes"]) == 5 and len(p.metrics["bucket_cuts"]) == 4
 
 
 def test_write_is_all_or_nothing(tmp_path, data_cfg):
-    p = preprocess(raw({"u": list("abcde")}), data_cfg())
+    p = preprocess(raw({"u": list("abcde")}), data_cfg(n_buckets=5))
     paths = [tmp_path / "items.parquet", tmp_path / "seq.parquet", tmp_path / "m" / "prepare.json"]
     write_prepared(p, *paths)
     assert pq.read_schema(paths[0]).equals(ITEMS_SCHEMA, check_metadata=False)
@@ -68,3 +69,23 @@ def test_write_is_all_or_nothing(tmp_path, data_cfg):
         write_prepared(broken, *paths)
     assert [path.read_bytes() for path in paths] == before
     assert sorted(f.name for f in tmp_path.rglob("*")) == ["items.parquet", "m", "prepare.json", "seq.parquet"]
+
+
+def test_more_buckets_than_items_is_an_error_naming_the_key(data_cfg):
+    seqs = {"u1": ["a", "b", "c", "d", "e"], "u2": ["c", "b", "a", "d", "b"]}
+    preprocess(raw(seqs, items=list("abcdef"), keep_unused=True), data_cfg(n_buckets=6))  # one per item is fine
+    with pytest.raises(PadError) as err:
+        preprocess(raw(seqs, items=list("abcdef"), keep_unused=True), data_cfg(n_buckets=7))
+    assert str(err.value) == ("params.yaml: 'data.n_buckets' is 7; must be <= the number of items after "
+                              "preparation (6)")
+    with pytest.raises(PadError, match=r"'data.n_buckets' is 6; .* \(5\)"):  # the unused item f is dropped first
+        preprocess(raw(seqs, items=list("abcdef")), data_cfg(n_buckets=6))
+
+
+def test_no_user_left_after_filtering_is_an_error_naming_the_key(data_cfg):
+    with pytest.raises(PadError) as err:
+        preprocess(raw({"u1": list("abcd"), "u2": list("ab")}), data_cfg(source="generic"))
+    assert str(err.value) == ("params.yaml: no user is left: none of the 2 users read has >= 5 interactions "
+                              "('data.min_interactions'); check the data or lower 'data.min_interactions'")
+    with pytest.raises(PadError, match="raise 'data.synthetic.min_len' or 'data.synthetic.users'$"):
+        preprocess(raw({"u1": list("abcd")}), data_cfg(source="synthetic"))

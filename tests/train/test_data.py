@@ -1,10 +1,14 @@
 """Training windows, leave-one-out splits and the negative sampler."""
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pad.train.data import TrainData, ranking_splits, sample_negatives
+from pad.errors import PadError
+from pad.train.data import TrainData, ranking_splits, read_sequences, sample_negatives
 
 
 def test_windows_and_splits_follow_the_leave_one_out_rule():
@@ -51,3 +55,11 @@ def test_batches_shard_users_and_resample_each_epoch():
     assert not torch.equal(e1, e2)
     again = torch.cat([b.negatives for b in data.batches(1, 4, seed=0)])
     assert torch.equal(e1, again)  # seeded by (seed, epoch): a resumed run sees the same batches
+
+
+def test_sequences_without_users_is_a_clear_error(tmp_path):
+    path = tmp_path / "sequences.parquet"
+    pq.write_table(pa.table({"user_idx": pa.array([], pa.int32()), "user_id": pa.array([], pa.string()),
+                             "items": pa.array([], pa.list_(pa.int32()))}), path)
+    with pytest.raises(PadError, match=r"sequences.parquet: no users; rerun the prepare stage"):
+        read_sequences(path)

@@ -31,7 +31,7 @@ def write_amazon(folder, kind="csv", name="Toy_Category"):
 @pytest.mark.parametrize("kind", ["csv", "json"])
 def test_amazon_keeps_good_ratings_with_meta_sorted_by_time(tmp_path, data_cfg, kind):
     write_amazon(tmp_path, kind)
-    p = prepare(data_cfg(source="amazon2018", path=tmp_path, name="", min_rating=4.0, min_interactions=4))
+    p = prepare(data_cfg(source="amazon2018", path=tmp_path, name="", min_rating=4.0, min_interactions=4, n_buckets=2))
     ids = p.items.column("item_id").to_pylist()
     assert ids == ["B1", "B2", "B3", "B4", "B5"]
     seqs = [[ids[i - 1] for i in s] for s in p.sequences.column("items").to_pylist()]

@@ -28,7 +28,7 @@ def write_generic(folder, fmt="csv", rating=True):
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_generic_sorts_by_time_filters_ratings_and_drops_unused_items(tmp_path, data_cfg, fmt):
     write_generic(tmp_path, fmt)
-    p = prepare(data_cfg(source="generic", path=tmp_path, name="", text_field="title", min_rating=4.0))
+    p = prepare(data_cfg(source="generic", path=tmp_path, name="", text_field="title", min_rating=4.0, n_buckets=2))
     ids = p.items.column("item_id").to_pylist()
     assert ids == ["v", "w", "x", "y", "z"]  # items-file order; "never" dropped
     seqs = [[ids[i - 1] for i in s] for s in p.sequences.column("items").to_pylist()]
@@ -41,5 +41,5 @@ def test_generic_iso_dates_and_name_prefix(tmp_path, data_cfg):
                           "timestamp": ["2020-01-05", "2020-01-01", "2020-01-02", "2020-01-03", "2020-01-04"]})
     inter.write_csv(tmp_path / "shop_interactions.csv")
     pl.DataFrame({"item": list("abcde"), "text": list("ABCDE")}).write_csv(tmp_path / "shop_items.csv")
-    p = prepare(data_cfg(source="generic", path=tmp_path, name="shop", text_field="text"))
+    p = prepare(data_cfg(source="generic", path=tmp_path, name="shop", text_field="text", n_buckets=2))
     assert p.sequences.column("items").to_pylist() == [[2, 3, 4, 5, 1]]

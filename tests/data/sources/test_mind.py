@@ -18,7 +18,7 @@ def write_mind(folder):
 
 def test_mind_history_then_clicks_in_time_order(tmp_path, data_cfg):
     write_mind(tmp_path / "MINDsmall_train")
-    p = prepare(data_cfg(source="mind", path=tmp_path, name=""))  # finds the one sub-folder
+    p = prepare(data_cfg(source="mind", path=tmp_path, name="", n_buckets=2))  # finds the one sub-folder
     ids = p.items.column("item_id").to_pylist()
     assert ids == ["N1", "N2", "N3", "N4", "N5", "N6"]  # N7 never clicked: dropped
     seqs = {u: [ids[i - 1] for i in s] for u, s in zip(p.sequences.column("user_id").to_pylist(),
@@ -31,5 +31,5 @@ def test_mind_history_then_clicks_in_time_order(tmp_path, data_cfg):
 def test_mind_name_is_the_folder(tmp_path, data_cfg):
     write_mind(tmp_path / "a")
     write_mind(tmp_path / "b")
-    p = prepare(data_cfg(source="mind", path=tmp_path, name="b"))
+    p = prepare(data_cfg(source="mind", path=tmp_path, name="b", n_buckets=2))
     assert p.metrics["users"] == 2

@@ -14,7 +14,7 @@ META = [("A", "Apple &amp; Pear"), ("B", "Bread"), ("C", ""), ("D", "Dates"), ("
 
 def test_reads_histories_in_order_and_keeps_every_metadata_item(tmp_path, data_cfg):
     write_pad_csv(tmp_path, [("u1", "['A', 'B', 'C', 'D', 'A']"), ("u2", "['D', 'C', 'B', 'A', 'B']")], META)
-    p = prepare(data_cfg(source="pad_csv", path=tmp_path, name=""))
+    p = prepare(data_cfg(source="pad_csv", path=tmp_path, name="", n_buckets=2))
     assert p.items.column("item_id").to_pylist() == ["A", "B", "C", "D", "E"]  # metadata order, idx = row + 1
     assert p.items.column("text").to_pylist() == ["Apple & Pear", "Bread", "", "Dates", "unused item"]
     assert p.sequences.column("items").to_pylist() == [[1, 2, 3, 4, 1], [4, 3, 2, 1, 2]]
@@ -26,5 +26,5 @@ def test_reads_histories_in_order_and_keeps_every_metadata_item(tmp_path, data_c
 def test_name_picks_the_file_stem(tmp_path, data_cfg):
     write_pad_csv(tmp_path, [("u1", "['A', 'B', 'C', 'D', 'A']")], META, name="One")
     write_pad_csv(tmp_path, [("u9", "['A', 'B', 'C', 'D', 'E']")], META, name="Two")
-    p = prepare(data_cfg(source="pad_csv", path=tmp_path, name="Two"))
+    p = prepare(data_cfg(source="pad_csv", path=tmp_path, name="Two", n_buckets=2))
     assert p.sequences.column("user_id").to_pylist() == ["u9"]

@@ -16,7 +16,7 @@ def write_recbole(folder, name="ml", timestamp=True):
 
 def test_recbole_typed_headers_time_order_rating_filter(tmp_path, data_cfg):
     write_recbole(tmp_path)
-    p = prepare(data_cfg(source="recbole", path=tmp_path, name="", text_field="title:token_seq"))
+    p = prepare(data_cfg(source="recbole", path=tmp_path, name="", text_field="title:token_seq", n_buckets=2))
     ids = p.items.column("item_id").to_pylist()
     assert ids == ["10", "20", "30", "50", "60"]  # 40 rated 1 and 70 never seen: dropped
     assert [ids[i - 1] for i in p.sequences.column("items")[0].as_py()] == ["20", "30", "10", "50", "60"]
@@ -25,6 +25,6 @@ def test_recbole_typed_headers_time_order_rating_filter(tmp_path, data_cfg):
 
 def test_recbole_without_timestamp_uses_file_order(tmp_path, data_cfg):
     write_recbole(tmp_path, timestamp=False)
-    p = prepare(data_cfg(source="recbole", path=tmp_path, name="ml", text_field="title"))
+    p = prepare(data_cfg(source="recbole", path=tmp_path, name="ml", text_field="title", n_buckets=2))
     ids = p.items.column("item_id").to_pylist()
     assert [ids[i - 1] for i in p.sequences.column("items")[0].as_py()] == ["10", "20", "30", "50", "60"]
