@@ -5,44 +5,19 @@ root, so `pad pretrain` and `dvc repro pretrain` cannot drift apart.
 """
 from __future__ import annotations
 
-import functools
 import runpy
 import sys
 from pathlib import Path
-from typing import Callable, TypeVar
 
 import typer
 
-from pad.errors import PadError
-from pad.memory import reuse_freed_memory
+from pad.errors import PadError, friendly_errors
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 data_app = typer.Typer(help="Get raw data sets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
 STAGES = ("prepare", "embed", "pretrain", "align", "finetune", "evaluate")
-
-F = TypeVar("F", bound=Callable)
-
-
-def friendly_errors(fn: F) -> F:
-    """The wrapper of every stage's and command's entry point: turn a `PadError` into one line on stderr
-    and exit status 2 (no traceback); before running, keep freed memory for reuse (`pad.memory`)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        reuse_freed_memory()
-        try:
-            return fn(*args, **kwargs)
-        except PadError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            raise SystemExit(2) from None
-        except KeyboardInterrupt:
-            print("interrupted: finished work is kept; rerun to resume", file=sys.stderr)
-            raise SystemExit(130) from None
-
-    return wrapper  # type: ignore[return-value]
-
 
 def run_stage_script(name: str) -> None:
     script = Path("stages") / f"{name}.py"

@@ -1,7 +1,7 @@
 """Phase 2: train the alignment expert (recommendation loss + align.lambda × alignment loss) and evaluate it."""
 from pathlib import Path
 
-from pad.cli import friendly_errors
+from pad.errors import friendly_errors
 from pad.config import load_section
 from pad.embed.store import load_embeddings
 from pad.errors import PadError

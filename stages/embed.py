@@ -1,7 +1,7 @@
 """Embed every item's text into a frozen vector (DESIGN §3); resumable, runs under torchrun too."""
 from pathlib import Path
 
-from pad.cli import friendly_errors
+from pad.errors import friendly_errors
 from pad.config import load_section
 from pad.embed import embed_catalogue, read_item_texts, write_embeddings
 from pad.io import write_json

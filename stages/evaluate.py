@@ -4,7 +4,7 @@ from pathlib import Path
 
 import torch
 
-from pad.cli import friendly_errors
+from pad.errors import friendly_errors
 from pad.config import load_section
 from pad.embed.store import load_embeddings
 from pad.errors import PadError

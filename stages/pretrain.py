@@ -2,7 +2,7 @@
 import dataclasses
 from pathlib import Path
 
-from pad.cli import friendly_errors
+from pad.errors import friendly_errors
 from pad.config import load_section, train_config
 from pad.io import write_json
 from pad.train.checkpoint import save_expert
