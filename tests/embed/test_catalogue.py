@@ -142,3 +142,10 @@ def test_a_broken_model_is_an_error_even_when_replacing_a_bad_shard(tmp_path, ti
     with pytest.raises(PadError, match=r"NaN/inf vectors for 4 items"):
         _run(texts, cfg, tmp_path)
     assert np.isnan(np.load(path)).all()  # not replaced by another bad shard
+
+
+def test_a_shard_of_blank_texts_is_zero_vectors(tmp_path, llm2vec_cfg):
+    texts = ["milk tea", "rice", "dog food", "soap", "candy bar"] + [""] * 4 + ["  "]  # shard 1 all blank
+    result = _run(texts, llm2vec_cfg, tmp_path)
+    assert (result.vectors[5:] == 0).all() and (np.abs(result.vectors[:5]).sum(1) > 0).all()
+    assert result.stats["empty_texts"] == 5
