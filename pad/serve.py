@@ -220,8 +220,8 @@ def load_recommender(model_path: str | Path, embeddings_path: str | Path, items_
     _check_catalogue(catalogue, model.item_buckets, items_path, model_path)
     tables, _ = item_tables(model, (model_path, embeddings_path), cache_path or default_cache_path(model_path))
     if new_items is not None:
-        ids, texts = read_new_items(new_items)
-        text = torch.from_numpy(embed_texts(texts, meta))  # (M, D)
+        ids, texts = read_new_items(new_items, known=catalogue.item_ids[1:])  # checked before any encoder loads
+        text = torch.from_numpy(embed_texts(texts, meta, text_emb.shape[1]))  # (M, D)
         tables = {n: torch.cat([t, new_item_vectors(model.experts[n].items, text)]) for n, t in tables.items()}
         catalogue = catalogue.with_new_items(ids, texts)
     return Recommender(model, tables, catalogue, max_len)

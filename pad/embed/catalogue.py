@@ -2,16 +2,21 @@
 
 Shard `s` holds the items at positions [s*shard_size, (s+1)*shard_size) in item_idx order. Its cache
 file is named by a hash of the encoder settings and the shard's texts, so a killed run resumes from
-the finished shards, a rerun with the same texts loads nothing, and a changed text re-embeds only
-its own shard. Under torchrun, rank r embeds shards r, r+W, r+2W, ...; rank 0 assembles after a
-barrier (the cache folder must be shared by the ranks, e.g. one machine or a shared disk).
+the finished shards, a rerun with the same texts loads no model, and a changed text re-embeds only
+its own shard. A cached shard is checked before use (readable, float32, (shard items, encoder dim),
+finite); a bad one is re-encoded, with one line on stderr naming the file and the reason. A freshly
+encoded shard with NaN/inf is a PadError and is never cached. Under torchrun, rank r embeds shards r,
+r+W, r+2W, ...; rank 0 assembles after a barrier (the cache folder must be shared by the ranks, e.g.
+one machine or a shared disk).
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -68,7 +73,12 @@ def embed_catalogue(
     cache_dir = Path(cache_dir)
     bounds = [(s, min(s + cfg.shard_size, len(texts))) for s in range(0, len(texts), cfg.shard_size)]
     keys = [shard_key(spec.meta, texts[a:b]) for a, b in bounds]
-    mine = [s for s in range(rank, len(bounds), world) if not (cache_dir / f"{keys[s]}.npy").is_file()]
+    paths = [cache_dir / f"{k}.npy" for k in keys]
+    cached = _usable_shards({s: (paths[s], bounds[s][1] - bounds[s][0]) for s in range(rank, len(bounds), world)},
+                            _encoder_dim(spec.model.path))
+    mine = [s for s in range(rank, len(bounds), world) if s not in cached]
+    if rank != 0:  # only rank 0 assembles
+        cached = {}
     todo = sum(bounds[s][1] - bounds[s][0] for s in mine)
     encoder: TextEncoder | None = None
     encode_s = 0.0
@@ -79,13 +89,19 @@ def embed_catalogue(
             vectors = encode_texts(encoder, texts[a:b], cfg.batch_size, on_batch=bar.update)
             encode_s += time.perf_counter() - t0
             _check_finite(vectors, item_idx[a:b])
-            _save_shard(vectors, cache_dir / f"{keys[s]}.npy")
+            _save_shard(vectors, paths[s])
+            if rank == 0:
+                cached[s] = vectors
             if on_shard is not None:
                 on_shard(s)
     stats = _gather({"encoded": todo, "encode_s": encode_s}, world)
     if rank != 0:
         return None
-    vectors = np.concatenate([_load_shard(cache_dir / f"{k}.npy", k) for k in keys])
+    parts = [cached[s] if s in cached else _load_shard(paths[s], b - a) for s, (a, b) in enumerate(bounds)]
+    if len({p.shape[1] for p in parts}) > 1:  # ranks disagree: only possible if the cache folder was tampered with
+        raise PadError(f"{cache_dir}: the embedding shards have different dims {sorted({p.shape[1] for p in parts})}; "
+                       "delete the folder and rerun")
+    vectors = np.concatenate(parts)
     dim = int(vectors.shape[1])
     encoded = sum(x["encoded"] for x in stats)
     busy = max(x["encode_s"] for x in stats)
@@ -119,10 +135,67 @@ def _save_shard(vectors: np.ndarray, path: Path) -> None:
         np.save(f, vectors)
 
 
-def _load_shard(path: Path, key: str) -> np.ndarray:
+def _encoder_dim(model_path: Path) -> int | None:
+    """The encoder's output dim from its config.json (`hidden_size`) without loading weights; None if absent."""
+    try:
+        dim = json.loads((Path(model_path) / "config.json").read_text()).get("hidden_size")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return dim if isinstance(dim, int) and dim > 0 else None
+
+
+def _read_shard(path: Path, rows: int) -> tuple[np.ndarray | None, str]:
+    """(vectors, "") for a readable, float32, (rows, D), finite shard; else (None, why not). D is not checked here."""
+    try:
+        vectors = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        return None, "unreadable: " + " ".join(str(exc).split())[:120]
+    if not isinstance(vectors, np.ndarray):
+        return None, "not a single .npy array"
+    if vectors.dtype != np.float32:
+        return None, f"dtype {vectors.dtype}, expected float32"
+    if vectors.ndim != 2 or vectors.shape[0] != rows:
+        return None, f"shape {vectors.shape}, expected ({rows}, dim)"
+    bad = int((~np.isfinite(vectors).all(axis=1)).sum())
+    if bad:
+        return None, f"{bad} of {rows} rows contain NaN/inf"
+    return vectors, ""
+
+
+def _usable_shards(shards: dict[int, tuple[Path, int]], dim: int | None) -> dict[int, np.ndarray]:
+    """The cached shards (index -> vectors) that can be used as they are; each bad one is reported on stderr.
+
+    `shards` maps a shard index to (cache file, item count). The dim must be the encoder's (`dim`) or, when
+    its config does not say, the dim most of the shards have.
+    """
+    good: dict[int, np.ndarray] = {}
+    for s, (path, rows) in shards.items():
+        if not path.is_file():
+            continue
+        vectors, why = _read_shard(path, rows)
+        if vectors is None:
+            _report_bad(path, why)
+        else:
+            good[s] = vectors
+    if dim is None and good:
+        dim = Counter(v.shape[1] for v in good.values()).most_common(1)[0][0]
+    for s in [s for s, v in good.items() if v.shape[1] != dim]:
+        _report_bad(shards[s][0], f"dim {good.pop(s).shape[1]}, expected {dim}")
+    return good
+
+
+def _report_bad(path: Path, why: str) -> None:
+    print(f"embed: cached shard {path} is bad ({why}); re-encoding it", file=sys.stderr, flush=True)
+
+
+def _load_shard(path: Path, rows: int) -> np.ndarray:
+    """A shard another rank wrote (it was checked or freshly encoded there)."""
     if not path.is_file():
-        raise PadError(f"{path}: shard {key} missing after all ranks finished (did a rank fail?); rerun to resume")
-    return np.load(path)
+        raise PadError(f"{path}: shard missing after all ranks finished (did a rank fail?); rerun to resume")
+    vectors, why = _read_shard(path, rows)
+    if vectors is None:
+        raise PadError(f"{path}: shard is bad after all ranks finished ({why}); rerun to re-encode it")
+    return vectors
 
 
 def _distributed() -> tuple[int, int]:

@@ -56,7 +56,7 @@ def encode_texts(
     dim = encoder.model.config.hidden_size
     out = np.zeros((len(texts), dim), dtype=np.float32)
     keep = [i for i, t in enumerate(texts) if t.strip()]
-    pieces = encoder.tokenize([texts[i] for i in keep])
+    pieces = encoder.tokenize([texts[i] for i in keep]) if keep else []  # tokenizers fail on an empty batch
     order = sorted(range(len(keep)), key=lambda j: -len(pieces[j][0]))  # longest first: OOM shows early
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]

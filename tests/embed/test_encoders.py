@@ -67,6 +67,12 @@ def test_blank_text_is_zero_vector_and_order_is_kept(llm2vec_cfg):
     torch.testing.assert_close(torch.from_numpy(out[2]), embed_batch(enc, enc.tokenize(["milk"]))[0], atol=1e-5, rtol=1e-4)
 
 
+def test_only_blank_texts_are_zero_vectors_without_tokenizing(llm2vec_cfg):
+    """A batch (or a whole shard) of blank texts used to reach the tokenizer empty: IndexError."""
+    out = encode_texts(load_encoder(resolve_spec(llm2vec_cfg)), ["", "  "], batch_size=2)
+    assert out.shape == (2, 32) and out.dtype.name == "float32" and (out == 0).all()
+
+
 def test_adapter_for_another_base_is_a_clear_error(tiny, llm2vec_cfg):
     with pytest.raises(PadError, match="does not fit the base model"):
         load_encoder(resolve_spec(replace(llm2vec_cfg, adapter=str(tiny["mismatch"]))))

@@ -6,7 +6,8 @@ Files in `data.path`, `<name>` = the category stem (e.g. Prime_Pantry):
 - `meta_<name>.json.gz` / `meta_<name>.json` (JSON lines with asin, title).
 Kept: rating >= `data.min_rating`; items with a meta row (the published files rate items the meta file
 lacks: those rows are dropped and counted, as is a repeated meta row, which those files also have).
-Exact duplicate (user, item, time) rows are kept once. Order = timestamp.
+Exact duplicate (user, item, time) rows are kept once. Order = timestamp; an empty or NaN time or
+rating is an error naming its line.
 """
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from pathlib import Path
 import polars as pl
 
 from pad.config import DataConfig
-from pad.data.sources.common import RawData, find_one, not_utf8_error, read_table, require_columns, to_number, with_line
+from pad.data.sources.common import (LINE, RawData, find_one, not_utf8_error, read_table, require_columns,
+                                     to_number, with_line)
 from pad.errors import PadError
 
 RATING_COLUMNS = ["item", "user", "rating", "timestamp"]
@@ -86,6 +88,6 @@ def _json_lines(path: Path, fields: dict[str, str], optional: set[str] = frozens
         raise PadError(f"{path}: cannot be read ({exc}); re-download it") from None
     if not lines:
         raise PadError(f"{path}: file is empty; re-download it")
-    df = pl.DataFrame({**rows, "line": lines}, strict=False)
+    df = pl.DataFrame({**rows, LINE: lines}, strict=False)
     require_columns(df, path, list(fields.values()))
     return df.with_columns(pl.col(c).cast(pl.String) for c in ("user", "item", "text") if c in df.columns)

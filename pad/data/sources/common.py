@@ -14,6 +14,10 @@ import polars as pl
 
 from pad.errors import PadError
 
+# The internal column holding each row's 1-based line in its file (for error messages); named so that it
+# cannot clash with a column of the user's file and is never listed among the file's columns.
+LINE = "__line__"
+
 
 @dataclass(frozen=True)
 class RawData:
@@ -42,6 +46,10 @@ def find_one(folder: Path, patterns: Iterable[str], what: str) -> Path:
         raise PadError(f"{folder}: no {what} found (looked for {', '.join(patterns)}); check data.path/data.name")
     if len(matches) > 1:
         names = ", ".join(p.name for p in matches)
+        stems = {p.name.split(".")[0] for p in matches}
+        if len(stems) == 1:  # the same file as CSV and Parquet: data.name cannot choose between them
+            raise PadError(f"{folder}: several {what} found ({names}), the same name in different formats; "
+                           f"move or delete all but the one to use")
         raise PadError(f"{folder}: several {what} found ({names}); set data.name to pick one")
     return matches[0]
 
@@ -92,7 +100,7 @@ def read_table(path: Path, *, separator: str = ",", has_header: bool = True,
 def require_columns(df: pl.DataFrame, path: Path, needed: Iterable[str]) -> None:
     missing = [c for c in needed if c not in df.columns]
     if missing:
-        found = ", ".join(repr(c) for c in df.columns) or "none"
+        found = ", ".join(repr(c) for c in df.columns if c != LINE) or "none"
         raise PadError(f"{path}: missing column(s) {', '.join(repr(c) for c in missing)} "
                        f"(found {found}); fix the header or the data.* params")
     if df.height == 0:
@@ -100,21 +108,33 @@ def require_columns(df: pl.DataFrame, path: Path, needed: Iterable[str]) -> None
 
 
 def with_line(df: pl.DataFrame, header_lines: int = 1) -> pl.DataFrame:
-    """Add `line`: the 1-based line of each row in its text file (for error messages)."""
-    return df.with_row_index("line", offset=header_lines + 1)
+    """Add `LINE`: the 1-based line of each row in its text file (for error messages)."""
+    return df.with_row_index(LINE, offset=header_lines + 1)
+
+
+def line_of(row: dict) -> str:
+    return str(row.get(LINE, "?"))
 
 
 def to_number(df: pl.DataFrame, column: str, path: Path, dtype: pl.DataType = pl.Float64) -> pl.DataFrame:
-    """Cast `column` to a number; a value that is not one is an error naming its line."""
-    if df.schema[column].is_numeric():
-        return df.with_columns(pl.col(column).cast(dtype))
+    """Cast `column` to a finite number; an empty, non-numeric, NaN or infinite value is an error naming its line.
+
+    (A NaN timestamp would sort last and become a test target; a NaN rating passes any `>=` filter.)
+    """
     cast = pl.col(column).cast(dtype, strict=False)
-    bad = df.filter(cast.is_null() & pl.col(column).is_not_null())
-    if bad.height or df[column].null_count():
-        row = (bad if bad.height else df.filter(pl.col(column).is_null())).row(0, named=True)
-        raise PadError(f"{path}: line {row.get('line', '?')}, column '{column}': {row[column]!r} "
-                       f"is not a number; fix or remove that row")
+    bad = df.filter(~cast.is_finite().fill_null(False))
+    if bad.height:
+        row = bad.row(0, named=True)
+        value = row[column]
+        what = "is empty" if value is None or str(value).strip() == "" else f"{value!r} is not a finite number"
+        raise PadError(f"{path}: line {line_of(row)}, column '{column}': {what}; fix or remove that row")
     return df.with_columns(cast)
+
+
+def drop_duplicate_rows(df: pl.DataFrame, columns: list[str]) -> tuple[pl.DataFrame, int]:
+    """Keep the first of rows equal in all `columns` (exact repeats of an interaction); (rows kept, rows dropped)."""
+    kept = df.unique(columns, keep="first", maintain_order=True)
+    return kept, df.height - kept.height
 
 
 def optional_rating_filter(inter: pl.DataFrame, path: Path, min_rating: float) -> tuple[pl.DataFrame, dict[str, int]]:
@@ -131,7 +151,7 @@ def unique_items(items: pl.DataFrame, path: Path) -> pl.DataFrame:
     dup = items.filter(pl.col("item").is_duplicated())
     if dup.height:
         first = dup["item"][0]
-        lines = dup.filter(pl.col("item") == first)["line"].to_list() if "line" in dup.columns else []
+        lines = dup.filter(pl.col("item") == first)[LINE].to_list() if LINE in dup.columns else []
         at = f" (lines {', '.join(map(str, lines))})" if lines else ""
         raise PadError(f"{path}: item id {first!r} appears {len(lines) or 'several'} times{at}; "
                        f"keep one row per item")
@@ -143,7 +163,7 @@ def known_items(inter: pl.DataFrame, items: pl.DataFrame, path: Path, items_path
     unknown = inter.join(items.select("item"), on="item", how="anti")
     if unknown.height:
         row = unknown.row(0, named=True)
-        at = f"line {row['line']}, " if "line" in row else ""
+        at = f"line {row[LINE]}, " if LINE in row else ""
         raise PadError(f"{path}: {at}user {row['user']!r} has item {row['item']!r} that is not in "
                        f"{items_path.name} ({unknown.height} such interactions); add the item with its "
                        f"text or remove those interactions")
@@ -155,5 +175,5 @@ def string_ids(df: pl.DataFrame, columns: Iterable[str], path: Path) -> pl.DataF
     for c in columns:
         if df[c].null_count():
             row = df.filter(pl.col(c).is_null()).row(0, named=True)
-            raise PadError(f"{path}: line {row.get('line', '?')}: column '{c}' is empty; every row needs one")
+            raise PadError(f"{path}: line {line_of(row)}: column '{c}' is empty; every row needs one")
     return df

@@ -13,7 +13,7 @@ from pathlib import Path
 import polars as pl
 
 from pad.config import DataConfig
-from pad.data.sources.common import (RawData, find_one, known_items, read_table, require_file,
+from pad.data.sources.common import (LINE, RawData, find_one, known_items, read_table, require_file,
                                      string_ids, unique_items, with_line)
 from pad.errors import PadError
 
@@ -36,27 +36,27 @@ def read(cfg: DataConfig) -> RawData:
     bad = beh.filter(time.is_null())
     if bad.height:
         row = bad.row(0, named=True)
-        raise PadError(f"{behaviors_path}: line {row['line']}, column 3 (time): {row['time']!r} is not like "
+        raise PadError(f"{behaviors_path}: line {row[LINE]}, column 3 (time): {row['time']!r} is not like "
                        f"'11/15/2019 8:55:58 AM'; fix or remove that row")
     beh = beh.with_columns(ms=time.dt.epoch("ms")).sort("ms", maintain_order=True)
 
     first = beh.unique("user", keep="first", maintain_order=True)
-    history = (first.select("user", "line", item=pl.col("history").fill_null("").str.split(" "))
+    history = (first.select("user", LINE, item=pl.col("history").fill_null("").str.split(" "))
                .explode("item").filter(pl.col("item") != "")
                .with_columns(order=pl.int_range(pl.len()).over("user") - pl.len().over("user")))
-    clicks = (beh.select("user", "line", "ms", item=pl.col("impressions").fill_null("").str.split(" "))
+    clicks = (beh.select("user", LINE, "ms", item=pl.col("impressions").fill_null("").str.split(" "))
               .explode("item").filter(pl.col("item") != "")
-              .with_columns(pos=pl.int_range(pl.len()).over("line")))
+              .with_columns(pos=pl.int_range(pl.len()).over(LINE)))
     malformed = clicks.filter(~pl.col("item").str.contains(r"^[^-]+-[01]$"))
     if malformed.height:
         row = malformed.row(0, named=True)
-        raise PadError(f"{behaviors_path}: line {row['line']}, column 5 (impressions): {row['item']!r} is not "
+        raise PadError(f"{behaviors_path}: line {row[LINE]}, column 5 (impressions): {row['item']!r} is not "
                        f"like 'N123-1'; fix or remove that row")
     clicks = (clicks.filter(pl.col("item").str.ends_with("-1"))
               .with_columns(item=pl.col("item").str.slice(0, pl.col("item").str.len_chars() - 2),
                             order=pl.col("ms") * 1000 + pl.col("pos")))
-    inter = pl.concat([history.select("user", "item", "order", "line"),
-                       clicks.select("user", "item", "order", "line")])
+    inter = pl.concat([history.select("user", "item", "order", LINE),
+                       clicks.select("user", "item", "order", LINE)])
 
     news = _tsv(news_path, NEWS_COLUMNS)
     news = unique_items(string_ids(news, ["item"], news_path), news_path)

@@ -11,7 +11,7 @@ from pathlib import Path
 import polars as pl
 
 from pad.config import DataConfig
-from pad.data.sources.common import (RawData, find_one, known_items, read_table, require_columns,
+from pad.data.sources.common import (LINE, RawData, find_one, known_items, read_table, require_columns,
                                      require_file, string_ids, unique_items, with_line)
 from pad.errors import PadError
 
@@ -33,10 +33,10 @@ def read(cfg: DataConfig) -> RawData:
     dup = hist.filter(pl.col("user").is_duplicated())
     if dup.height:
         raise PadError(f"{hist_path}: user {dup['user'][0]!r} has several rows (lines "
-                       f"{', '.join(map(str, dup.filter(pl.col('user') == dup['user'][0])['line']))}); "
+                       f"{', '.join(map(str, dup.filter(pl.col('user') == dup['user'][0])[LINE]))}); "
                        f"merge them into one history")
-    lists = [_parse_history(h, line, hist_path) for h, line in zip(hist["history"], hist["line"])]
-    inter = (hist.select("user", "line").with_columns(item=pl.Series(lists, dtype=pl.List(pl.String)))
+    lists = [_parse_history(h, line, hist_path) for h, line in zip(hist["history"], hist[LINE])]
+    inter = (hist.select("user", LINE).with_columns(item=pl.Series(lists, dtype=pl.List(pl.String)))
              .explode("item")
              .with_columns(order=pl.int_range(pl.len()).over("user")))
 

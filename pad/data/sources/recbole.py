@@ -2,7 +2,10 @@
 `user_id:token item_id:token rating:float timestamp:float` and `item_id:token title:token_seq`.
 
 The text is the `.item` field whose name (before `:`) is `data.text_field` (`title` or `title:token_seq`).
-No `timestamp` field: file order is time order. A `rating` field: rows below `data.min_rating` dropped.
+No `timestamp` field: file order is time order. A `timestamp` must be a finite number (an empty or NaN one
+is an error naming its line); with one, exact repeats of a row (same user, item, timestamp and rating, if
+any) are kept once and counted (`dropped_duplicate_interactions`). A `rating` field: rows below
+`data.min_rating` dropped.
 Items nobody keeps are dropped.
 """
 from __future__ import annotations
@@ -12,9 +15,9 @@ from pathlib import Path
 import polars as pl
 
 from pad.config import DataConfig
-from pad.data.sources.common import (RawData, find_one, known_items, optional_rating_filter, read_table,
-                                     require_columns,
-                                     require_file, string_ids, to_number, unique_items, with_line)
+from pad.data.sources.common import (LINE, RawData, drop_duplicate_rows, find_one, known_items,
+                                     optional_rating_filter, read_table, require_columns, require_file,
+                                     string_ids, to_number, unique_items, with_line)
 
 
 def read(cfg: DataConfig) -> RawData:
@@ -28,11 +31,18 @@ def read(cfg: DataConfig) -> RawData:
     inter = _read(inter_path)
     require_columns(inter, inter_path, ["user_id", "item_id"])
     inter = string_ids(inter, ["user_id", "item_id"], inter_path).rename({"user_id": "user", "item_id": "item"})
+    duplicates = None
     if "timestamp" in inter.columns:
         inter = to_number(inter, "timestamp", inter_path).rename({"timestamp": "order"})
-    else:
-        inter = inter.with_columns(order=pl.col("line"))
+        exact = ["user", "item", "order"]
+        if "rating" in inter.columns:  # as numbers, so that "5" and "5.0" are the same rating
+            inter, exact = to_number(inter, "rating", inter_path), [*exact, "rating"]
+        inter, duplicates = drop_duplicate_rows(inter, exact)
+    else:  # without times a repeated row may be a real repeat: kept
+        inter = inter.with_columns(order=pl.col(LINE))
     inter, counts = optional_rating_filter(inter, inter_path, cfg.min_rating)
+    if duplicates is not None:
+        counts["dropped_duplicate_interactions"] = duplicates
 
     text_field = cfg.text_field.split(":")[0]
     items = _read(items_path)

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from pad.data.prepare import prepare
+from pad.errors import PadError
 
 # (item, user, rating, time); u1's B5 is rated 3 (dropped), Z has no meta row (dropped), one exact duplicate
 RATINGS = [("B1", "u1", 5, 100), ("B2", "u1", 4, 50), ("B3", "u1", 5, 70), ("B5", "u1", 3, 60),
@@ -40,3 +41,19 @@ def test_amazon_keeps_good_ratings_with_meta_sorted_by_time(tmp_path, data_cfg, 
     m = p.metrics
     assert (m["dropped_low_rating"], m["dropped_no_metadata"], m["dropped_duplicate_interactions"],
             m["duplicate_meta_rows"], m["empty_texts"]) == (1, 1, 1, 1, 1)
+
+
+@pytest.mark.parametrize("field, value, what", [("unixReviewTime", None, "is empty"),
+                                                ("overall", float("nan"), "nan is not a finite number")])
+def test_amazon_review_without_time_or_with_nan_rating_names_its_line(tmp_path, data_cfg, field, value, what):
+    """A null time used to sort first; a NaN rating passed the `>= min_rating` filter."""
+    write_amazon(tmp_path, "json")
+    path = tmp_path / "Toy_Category.json.gz"
+    with gzip.open(path, "rt") as fh:
+        reviews = [json.loads(line) for line in fh]
+    reviews[2][field] = value
+    with gzip.open(path, "wt") as fh:
+        fh.write("\n".join(json.dumps(r) for r in reviews) + "\n")  # json writes NaN as the literal NaN
+    column = {"unixReviewTime": "timestamp", "overall": "rating"}[field]
+    with pytest.raises(PadError, match=rf"Toy_Category.json.gz: line 3, column '{column}': {what}"):
+        prepare(data_cfg(source="amazon2018", path=tmp_path, name="", min_rating=4.0, min_interactions=4))
