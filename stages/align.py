@@ -1,10 +1,10 @@
 """Phase 2: train the alignment expert (recommendation loss + align.lambda × alignment loss) and evaluate it."""
 from pathlib import Path
 
-from pad.errors import friendly_errors
 from pad.config import load_section
 from pad.embed.store import load_embeddings
 from pad.errors import PadError
+from pad.errors import friendly_errors
 from pad.io import write_json
 from pad.train.align import align, align_metrics, save_align_expert
 from pad.train.checkpoint import load_pretrained

@@ -1,9 +1,10 @@
 """Embed every item's text into a frozen vector (DESIGN §3); resumable, runs under torchrun too."""
 from pathlib import Path
 
-from pad.errors import friendly_errors
 from pad.config import load_section
-from pad.embed import embed_catalogue, read_item_texts, write_embeddings
+from pad.embed.catalogue import embed_catalogue
+from pad.embed.store import read_item_texts, write_embeddings
+from pad.errors import friendly_errors
 from pad.io import write_json
 from pad.train.distributed import set_threads
 

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import torch
 
-from pad.errors import friendly_errors
 from pad.config import load_section
 from pad.embed.store import load_embeddings
 from pad.errors import PadError
+from pad.errors import friendly_errors
 from pad.evaluation.kendall import load_sequences_and_buckets
 from pad.evaluation.phases import bucket_rows, evaluate_models, gate_rows, phase_tables, tau_report, write_tsv
 from pad.io import write_json

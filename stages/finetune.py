@@ -3,9 +3,9 @@ from pathlib import Path
 
 import torch
 
-from pad.errors import friendly_errors
 from pad.config import load_section
 from pad.embed.store import load_embeddings
+from pad.errors import friendly_errors
 from pad.io import write_json
 from pad.train.distributed import close_distributed, device_for, init_distributed, set_threads
 from pad.train.finetune import build_pad, finetune, finetune_metrics, save_pad

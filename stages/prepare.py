@@ -1,9 +1,9 @@
 """Stage `prepare`: raw data (per params `data`) -> items/sequences Parquet + metrics/prepare.json."""
 from pathlib import Path
 
-from pad.errors import friendly_errors
 from pad.config import load_section
 from pad.data.prepare import prepare, write_prepared
+from pad.errors import friendly_errors
 
 
 @friendly_errors

@@ -2,8 +2,8 @@
 import dataclasses
 from pathlib import Path
 
-from pad.errors import friendly_errors
 from pad.config import load_section, train_config
+from pad.errors import friendly_errors
 from pad.io import write_json
 from pad.train.checkpoint import save_expert
 from pad.train.distributed import close_distributed, device_for, init_distributed, set_threads

@@ -146,7 +146,7 @@ def test_baseline_is_the_id_expert_alone(ws):
 @pytest.fixture(scope="module")
 def minilm_ws(tmp_path_factory):
     """A catalogue embedded by the embed stage's MiniLM path (so new texts use the same encoder)."""
-    from pad.embed import embed_catalogue
+    from pad.embed.catalogue import embed_catalogue
 
     tmp = tmp_path_factory.mktemp("serve_minilm")
     titles = ["organic green tea bags", "dark roast coffee beans", "peanut butter crunchy", "paper towels",
@@ -245,6 +245,7 @@ class _Payload:
         import os
 
         return (os.system, (f"touch {self.marker}",))
+
 
 def test_new_items_blank_text_gets_the_empty_text_zero_vector(minilm_ws, tmp_path):
     """Blank (or missing) text: the embed stage's rule, a zero text vector, beside texts that are encoded."""

@@ -1,5 +1,6 @@
-"""Phase 0: item text -> frozen vectors (DESIGN §3)."""
-from pad.embed.catalogue import EMPTY_TEXT_RULE, EmbedResult, embed_catalogue
-from pad.embed.store import load_embeddings, read_item_texts, write_embeddings
+"""Phase 0: item text -> frozen vectors (DESIGN §3).
 
-__all__ = ["EMPTY_TEXT_RULE", "EmbedResult", "embed_catalogue", "load_embeddings", "read_item_texts", "write_embeddings"]
+`pad.embed.catalogue` embeds a catalogue in cached shards (the embed stage); `pad.embed.store` reads and
+writes the embeddings Parquet (what the training stages read). This file imports neither, so a training
+stage that reads the embeddings does not load, or depend on, the encoders.
+"""

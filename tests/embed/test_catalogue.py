@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pad.embed import embed_catalogue
+from pad.embed.catalogue import embed_catalogue
 from pad.embed.catalogue import shard_key
 from pad.embed.encoders import resolve_spec
 from pad.errors import PadError

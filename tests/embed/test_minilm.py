@@ -5,7 +5,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pad.embed import embed_catalogue
+from pad.embed.catalogue import embed_catalogue
 from pad.embed.resolve import MINILM_SHA256, resolve
 
 DATA = Path(__file__).resolve().parents[2] / "../shared/datasets/prime_pantry/metadata_Prime_Pantry.csv"

@@ -4,7 +4,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pad.embed import load_embeddings, read_item_texts, write_embeddings
+from pad.embed.store import load_embeddings, read_item_texts, write_embeddings
 from pad.errors import PadError
 
 

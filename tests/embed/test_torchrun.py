@@ -10,7 +10,8 @@ import numpy as np
 import yaml
 
 from pad.config import PathsConfig
-from pad.embed import embed_catalogue, load_embeddings
+from pad.embed.catalogue import embed_catalogue
+from pad.embed.store import load_embeddings
 
 STAGE = Path(__file__).resolve().parents[2] / "stages" / "embed.py"
 
