@@ -9,7 +9,6 @@ train_freq counts the training parts; buckets per `pad.data.buckets`.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from pad.data.sources import read_source
 from pad.data.sources.common import RawData
 from pad.data.text import clean_text
 from pad.errors import PadError
-from pad.io import atomic_path
+from pad.io import atomic_path, json_text
 
 ITEMS_SCHEMA = pa.schema([("item_idx", pa.int32()), ("item_id", pa.string()), ("text", pa.string()),
                           ("train_freq", pa.int32()), ("bucket", pa.int8())])
@@ -126,8 +125,9 @@ def _metrics(cfg: DataConfig, raw: RawData, flat: np.ndarray, offsets: np.ndarra
 def write_prepared(prepared: Prepared, items_path: str | Path, sequences_path: str | Path,
                    metrics_path: str | Path) -> None:
     """Write the three outputs; all are replaced together only once all three are written."""
+    metrics = json_text(prepared.metrics, metrics_path)
     with atomic_path(items_path) as items_tmp, atomic_path(sequences_path) as seq_tmp, \
             atomic_path(metrics_path) as metrics_tmp:
         pq.write_table(prepared.items, items_tmp)
         pq.write_table(prepared.sequences, seq_tmp)
-        metrics_tmp.write_text(json.dumps(prepared.metrics, indent=2) + "\n")
+        metrics_tmp.write_text(metrics)
