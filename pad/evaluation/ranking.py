@@ -24,6 +24,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils._pytree import tree_map
 
+from pad.data.buckets import bucket_groups
+
 
 @dataclass(frozen=True)
 class RankingSplit:
@@ -71,13 +73,6 @@ def hit_ndcg(ranks: Tensor, k: int) -> tuple[Tensor, Tensor]:
     return hit, hit / torch.log2(ranks.clamp(max=1e9) + 1)
 
 
-def bucket_groups(n_buckets: int) -> dict[str, range]:
-    """warm / median / cold buckets: 1-3 / 4-7 / 8-10 for 10 buckets (30% / 40% / 30% in general)."""
-    edge = max(1, round(0.3 * n_buckets))
-    return {"warm": range(1, edge + 1), "median": range(edge + 1, n_buckets - edge + 1),
-            "cold": range(n_buckets - edge + 1, n_buckets + 1)}
-
-
 def summarize(hit: Tensor, ndcg: Tensor, buckets: Tensor, k: int, n_buckets: int) -> dict[str, Any]:
     """Per-user hits, nDCGs and target buckets -> overall, per group and per bucket means in %."""
 
@@ -111,8 +106,12 @@ def split_ranks(scorer: Any, split: RankingSplit, user_chunk: int) -> tuple[Tens
     return torch.cat(masked), torch.cat(unmasked)
 
 
-def evaluate_split(scorer: Any, split: RankingSplit, item_buckets: Tensor, k: int, user_chunk: int) -> dict[str, Any]:
-    """Metrics of one split: primary (history excluded), `repeat_targets`, and `unmasked`."""
+def evaluate_split(scorer: Any, split: RankingSplit, item_buckets: Tensor, k: int, user_chunk: int, *,
+                   n_buckets: int) -> dict[str, Any]:
+    """Metrics of one split: primary (history excluded), `repeat_targets`, and `unmasked`; per bucket
+    1..`n_buckets` (the data's B, not the largest bucket present) and per group."""
+    if int(item_buckets.max()) > n_buckets:
+        raise ValueError(f"item buckets go up to {int(item_buckets.max())}, but n_buckets is {n_buckets}")
     device = next(scorer.parameters()).device if isinstance(scorer, nn.Module) else "cpu"
     moved = RankingSplit(split.inputs.to(device), split.targets, split.history)
     was_training = getattr(scorer, "training", False)
@@ -124,7 +123,6 @@ def evaluate_split(scorer: Any, split: RankingSplit, item_buckets: Tensor, k: in
     finally:
         if isinstance(scorer, nn.Module):
             scorer.train(was_training)
-    n_buckets = int(item_buckets.max())
     buckets = item_buckets[split.targets]
     out = summarize(*hit_ndcg(masked, k), buckets, k, n_buckets)
     out["repeat_targets"] = int((split.history == split.targets[:, None]).any(1).sum())
@@ -132,9 +130,11 @@ def evaluate_split(scorer: Any, split: RankingSplit, item_buckets: Tensor, k: in
     return out
 
 
-def evaluate(scorer: Any, splits: dict[str, RankingSplit], item_buckets: Tensor, k: int, user_chunk: int) -> dict[str, Any]:
+def evaluate(scorer: Any, splits: dict[str, RankingSplit], item_buckets: Tensor, k: int, user_chunk: int, *,
+             n_buckets: int) -> dict[str, Any]:
     """{"valid": ..., "test": ...} metrics for a scorer (anything with `encode`/`score`)."""
-    return {name: evaluate_split(scorer, split, item_buckets, k, user_chunk) for name, split in splits.items()}
+    return {name: evaluate_split(scorer, split, item_buckets, k, user_chunk, n_buckets=n_buckets)
+            for name, split in splits.items()}
 
 
 def flatten(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:

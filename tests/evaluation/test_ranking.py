@@ -50,7 +50,7 @@ def test_chunked_equals_unchunked_and_keys():
         for a, b in zip(split_ranks(expert, split, user_chunk=chunk), whole):
             torch.testing.assert_close(a, b)
     buckets = torch.tensor([0] + [1 + (i * 10) // 15 for i in range(15)])
-    metrics = flatten(evaluate(expert, {"test": split}, buckets, k=10, user_chunk=5))
+    metrics = flatten(evaluate(expert, {"test": split}, buckets, k=10, user_chunk=5, n_buckets=10))
     for key in ["test.hr_10", "test.ndcg_10", "test.cold.ndcg_10", "test.buckets.10.hr_10",
                 "test.unmasked.hr_10", "test.repeat_targets", "test.warm.users"]:
         assert key in metrics
@@ -78,7 +78,7 @@ def test_perfect_scorer_gets_full_marks():
 
     split = RankingSplit(torch.arange(1, 6)[:, None], torch.tensor([6, 7, 8, 9, 10]), torch.arange(1, 6)[:, None])
     buckets = torch.tensor([0] + [1 + i * 10 // 15 for i in range(15)])
-    m = evaluate(Oracle(split.targets), {"test": split}, buckets, k=10, user_chunk=2)["test"]
+    m = evaluate(Oracle(split.targets), {"test": split}, buckets, k=10, user_chunk=2, n_buckets=10)["test"]
     assert m["hr_10"] == 100.0 and m["ndcg_10"] == 100.0
 
 
@@ -112,7 +112,7 @@ def test_a_text_expert_is_ranked_from_one_table_and_left_as_it_was():
     buckets = torch.tensor([0] + [1 + i % 10 for i in range(20)])
     calls = []
     hook = expert.items.register_forward_hook(lambda module, args, out: calls.append(args))
-    got = evaluate_split(expert, split, buckets, k=10, user_chunk=7)  # 5 chunks
+    got = evaluate_split(expert, split, buckets, k=10, user_chunk=7, n_buckets=10)  # 5 chunks
     hook.remove()
     assert calls == [()]  # the whole table once, no per-chunk rows
     assert expert.training and expert._table is None
@@ -152,7 +152,7 @@ def test_non_finite_scores_are_misses_and_metrics_stay_finite():
     inputs = torch.arange(1, n_users + 1)[:, None]  # (U, 1)
     split = RankingSplit(inputs, targets, torch.zeros(n_users, 1, dtype=torch.long))
     buckets = torch.tensor([0] + [1 + i * 3 // n_items for i in range(n_items)])
-    m = evaluate(TableScorer(table), {"test": split}, buckets, k=10, user_chunk=4)["test"]
+    m = evaluate(TableScorer(table), {"test": split}, buckets, k=10, user_chunk=4, n_buckets=3)["test"]
     assert m["hr_10"] == round(100 * 3 / 6, 4)  # users 3, 4, 5 hit; 0, 1, 2 miss
     assert m["ndcg_10"] == round(100 * (2 / math.log2(3) + 1) / 6, 4)
     assert m["unmasked"]["hr_10"] == m["hr_10"]
