@@ -55,9 +55,32 @@ def test_chunked_equals_unchunked_and_keys():
                 "test.unmasked.hr_10", "test.repeat_targets", "test.warm.users"]:
         assert key in metrics
     assert metrics["test.repeat_targets"] >= 1
-    assert metrics["test.unmasked.hr_10"] >= metrics["test.hr_10"] - 100 * 1 / 23  # masking only helps non-repeats
+    masked, unmasked = whole
+    assert metrics["test.hr_10"] == round(100 * float((masked <= 10).float().mean()), 4)
+    assert metrics["test.unmasked.hr_10"] == round(100 * float((unmasked <= 10).float().mean()), 4)
     groups = sum(metrics[f"test.{g}.users"] for g in ("warm", "median", "cold"))
     assert groups == metrics["test.users"] == 23
+
+
+def test_masking_removes_exactly_the_history_items_ahead():
+    """Per user: the masked rank is inf exactly when the target is a repeat (in the history); otherwise it
+    is the unmasked rank minus the distinct history items scoring >= the target (so never worse)."""
+    torch.manual_seed(0)
+    expert = build_id_expert(ModelConfig("sasrec", 8, 1, 2, 0.0, 6, "ce", 2), 15).eval()
+    split = _split()
+    masked, unmasked = split_ranks(expert, split, user_chunk=4)
+    with torch.no_grad():
+        scores = expert.score(expert.encode(split.inputs)[:, -1:])[:, 0]  # (U, N+1)
+    repeat = (split.history == split.targets[:, None]).any(1)  # (U,)
+    assert repeat.any() and not repeat.all()
+    assert torch.equal(torch.isinf(masked), repeat) and torch.isfinite(unmasked).all()
+    assert (masked[~repeat] < unmasked[~repeat]).any()  # some history item is ahead: not vacuous
+    for u in torch.nonzero(~repeat)[:, 0].tolist():
+        t = scores[u, split.targets[u]]
+        ahead = {int(h) for h in split.history[u] if h != 0 and scores[u, h] >= t}
+        assert unmasked[u] - masked[u] == len(ahead) and 1 <= masked[u] <= unmasked[u]
+    metrics = evaluate(expert, {"test": split}, torch.tensor([0] + [1] * 15), k=10, user_chunk=4, n_buckets=1)
+    assert metrics["test"]["repeat_targets"] == int(repeat.sum())
 
 
 def test_perfect_scorer_gets_full_marks():
