@@ -88,6 +88,6 @@ if a.id_lr: lrs["items.id_emb."] = a.id_lr
 seed_everything(2020)
 tc = TrainConfig(epochs=a.epochs, batch_size=256, lr=a.lr, weight_decay=a.wd, patience=3, seed=2020, time_budget_s=0)
 r = fit(ex, data.train, loss_fn, valid_headline(data, ev), tc, log_path=f"{a.tag}.tsv", desc=a.tag, lr_by_prefix=lrs)
-m = evaluate(ex, data.splits, data.item_buckets, 10, 2048)
+m = evaluate(ex, data.splits, data.item_buckets, 10, 2048, n_buckets=data.n_buckets)
 t = m["test"]
 print(json.dumps({"tag": a.tag, "args": vars(a), "best": r.best_epoch, "valid": m["valid"]["ndcg_10"], "test": [t["hr_10"], t["ndcg_10"]], "cold": [t["cold"]["hr_10"], t["cold"]["ndcg_10"]], "warm": [t["warm"]["hr_10"], t["warm"]["ndcg_10"]]}))

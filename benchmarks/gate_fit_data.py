@@ -36,7 +36,7 @@ for name, split in held_out.items():
     model.gate = build_gate(cfg.gate, len(model.names), model.gate.n_buckets, model.names)
     fit_gate(model, split, lr=cfg.gate_lr, epochs=cfg.gate_epochs, batch_size=cfg.batch_size, seed=cfg.seed,
              user_chunk=ev.user_chunk)
-    test = evaluate_split(model, data.splits["test"], data.item_buckets, ev.k, ev.user_chunk)
+    test = evaluate_split(model, data.splits["test"], data.item_buckets, ev.k, ev.user_chunk, n_buckets=data.n_buckets)
     weights = model.gate_weights()
     print(json.dumps({"gate fitted on": name, f"hr_{ev.k}": test[f"hr_{ev.k}"], f"ndcg_{ev.k}": test[f"ndcg_{ev.k}"],
                       "cold": [test["cold"][f"hr_{ev.k}"], test["cold"][f"ndcg_{ev.k}"]],

@@ -133,6 +133,7 @@ def tau(
     metric: str = typer.Option("euclidean", help="euclidean or cosine."),
 ) -> None:
     """Kendall's tau-b between two item tables' (history item, target) distances, per bucket (paper §4.3)."""
+    from pad.data.prepare import read_n_buckets
     from pad.evaluation import kendall
 
     if metric not in ("euclidean", "cosine"):
@@ -141,7 +142,7 @@ def tau(
     n = len(item_bucket) - 1
     a = kendall.load_table(table_a, key, n)
     b = kendall.load_table(table_b, key_b or key, n)
-    result = kendall.tau_discrepancy(a, b, seqs, item_bucket, int(item_bucket.max()), max_pairs, seed, metric)
+    result = kendall.tau_discrepancy(a, b, seqs, item_bucket, read_n_buckets(items), max_pairs, seed, metric)
     print(kendall.format_tau(result), end="")
 
 @app.command("recommend")

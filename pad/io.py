@@ -1,8 +1,13 @@
 """Atomic file writes (a failed or killed run never leaves a half-written output behind) and safe
-checkpoint reads (`load_torch`: tensors and plain data only, one-line errors)."""
+checkpoint reads (`load_torch`: tensors and plain data only, one-line errors).
+
+JSON outputs (metrics/*.json, DVC metrics) hold finite numbers only: NaN or inf in a metric means a
+broken model or a broken metric, and written down it would read as a number in `dvc metrics diff`.
+"""
 from __future__ import annotations
 
 import json
+import math
 import os
 import pickle
 import tempfile
@@ -40,9 +45,33 @@ def write_parquet(table: pa.Table, path: str | Path) -> None:
         pq.write_table(table, tmp)
 
 
+def non_finite(obj: Any, prefix: str = "") -> tuple[str, float] | None:
+    """The dotted key (list items by index) and value of the first NaN or +-inf float in nested
+    dicts/lists `obj`, or None if every float is finite."""
+    if isinstance(obj, float):
+        return None if math.isfinite(obj) else (prefix[:-1], obj)
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, (list, tuple)) else ()
+    for key, value in items:
+        found = non_finite(value, f"{prefix}{key}.")
+        if found is not None:
+            return found
+    return None
+
+
+def json_text(obj: Any, path: str | Path) -> str:
+    """`obj` as indented JSON; a PadError naming `path` and the dotted key of a NaN or inf."""
+    found = non_finite(obj)
+    if found is not None:
+        raise PadError(f"{path}: refusing to write {found[0]} = {found[1]}: metrics must be finite numbers "
+                       "(a NaN or inf comes from a diverged model or a broken metric)")
+    return json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n"
+
+
 def write_json(obj: Any, path: str | Path) -> None:
+    """Write `obj` as JSON atomically; refuses NaN and inf (`json_text`)."""
+    text = json_text(obj, path)
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+        tmp.write_text(text)
 
 
 def save_torch(obj: Any, path: str | Path) -> None:

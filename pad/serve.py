@@ -30,6 +30,7 @@ import polars as pl
 import torch
 from torch import Tensor
 
+from pad.data.prepare import read_n_buckets
 from pad.errors import PadError
 from pad.io import save_torch
 from pad.models.gate import NetworkGate
@@ -44,12 +45,14 @@ CACHE_FORMAT = "pad.items/1"
 
 @dataclass(frozen=True)
 class Catalogue:
-    """Items by item_idx (index 0 = padding): ids, titles, (M+1,) buckets; rows > n_known are new items."""
+    """Items by item_idx (index 0 = padding): ids, titles, (M+1,) buckets; rows > n_known are new items;
+    n_buckets = the data's B (the coldest bucket, which may hold no known item)."""
 
     item_ids: list[str]
     titles: list[str]
     buckets: Tensor
     n_known: int
+    n_buckets: int
 
     def lookup(self, ids: Sequence[str], source: str) -> list[int]:
         """item_id strings -> item_idx; a PadError names an unknown id and how to list them."""
@@ -66,21 +69,23 @@ class Catalogue:
         clash = sorted(set(ids) & set(self.item_ids[1:])) or [i for i in set(ids) if ids.count(i) > 1]
         if clash:
             raise PadError(f"new item id {clash[0]!r} is already in the catalogue or repeated; give each new item a fresh id")
-        cold = torch.full((len(ids),), int(self.buckets.max()), dtype=torch.long)
+        cold = torch.full((len(ids),), self.n_buckets, dtype=torch.long)
         return replace(self, item_ids=self.item_ids + ids, titles=self.titles + texts,
                        buckets=torch.cat([self.buckets, cold]))
 
 
 def read_catalogue(path: str | Path) -> Catalogue:
-    """items.parquet (item_idx 1..N, item_id, text, bucket) -> Catalogue."""
+    """items.parquet (item_idx 1..N, item_id, text, bucket; n_buckets in its metadata) -> Catalogue."""
     path = Path(path)
     if not path.is_file():
         raise PadError(f"{path}: items file not found; run the prepare stage first (dvc repro prepare)")
+    n_buckets = read_n_buckets(path)
     df = pl.read_parquet(path, columns=["item_idx", "item_id", "text", "bucket"]).sort("item_idx")
     if df["item_idx"].to_list() != list(range(1, len(df) + 1)):
         raise PadError(f"{path}: item_idx must be exactly 1..N")
     buckets = torch.tensor([0] + df["bucket"].to_list(), dtype=torch.long)
-    return Catalogue([""] + df["item_id"].to_list(), [""] + [t or "" for t in df["text"].to_list()], buckets, len(df))
+    return Catalogue([""] + df["item_id"].to_list(), [""] + [t or "" for t in df["text"].to_list()], buckets, len(df),
+                     n_buckets)
 
 
 def user_history(path: str | Path, user_id: str) -> list[int]:
@@ -199,9 +204,11 @@ def default_cache_path(model_path: str | Path) -> Path:
     return Path(model_path).with_suffix(".items.pt")
 
 
-def _check_catalogue(catalogue: Catalogue, buckets: Tensor, items_path: Path, model_path: Path) -> None:
+def _check_catalogue(catalogue: Catalogue, model: PAD, items_path: Path, model_path: Path) -> None:
+    buckets = model.item_buckets
     n = len(buckets) - 1
-    if catalogue.n_known != n or not torch.equal(catalogue.buckets, buckets.cpu()):
+    if (catalogue.n_known != n or not torch.equal(catalogue.buckets, buckets.cpu())
+            or catalogue.n_buckets != model.gate.n_buckets):
         raise PadError(f"{items_path} ({catalogue.n_known} items) is not the items file {model_path} was trained on "
                        f"({n} items, or other buckets); rerun the pipeline (dvc repro)")
 
@@ -217,7 +224,7 @@ def load_recommender(model_path: str | Path, embeddings_path: str | Path, items_
     text_emb, meta = load_embeddings(embeddings_path)
     model = load_pad_model(model_path, text_emb)
     catalogue = read_catalogue(items_path)
-    _check_catalogue(catalogue, model.item_buckets, items_path, model_path)
+    _check_catalogue(catalogue, model, items_path, model_path)
     tables, _ = item_tables(model, (model_path, embeddings_path), cache_path or default_cache_path(model_path))
     if new_items is not None:
         ids, texts = read_new_items(new_items, known=catalogue.item_ids[1:])  # checked before any encoder loads
@@ -235,7 +242,7 @@ def load_baseline(pretrain_path: str | Path, items_path: str | Path, cache_path:
     catalogue = read_catalogue(items_path)
     if catalogue.n_known != expert.items.embedding.num_embeddings - 1:
         raise PadError(f"{items_path} is not the items file {pretrain_path} was trained on; rerun dvc repro")
-    model = PAD.single(expert, catalogue.buckets)
+    model = PAD.single(expert, catalogue.buckets, catalogue.n_buckets)
     tables, _ = item_tables(model, (pretrain_path,), cache_path or default_cache_path(pretrain_path))
     return Recommender(model, tables, catalogue, cfg.max_len)
 

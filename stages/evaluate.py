@@ -29,14 +29,16 @@ def main() -> None:
     pretrained, model_cfg = load_pretrained(paths.pretrain_model)
     aligned = load_align_expert(paths.align_model, text_emb)
     pad = load_pad_model(paths.finetune_model, text_emb)
-    buckets = read_item_buckets(paths.items)
-    if not torch.equal(buckets, pad.item_buckets):
+    buckets, n_buckets = read_item_buckets(paths.items)
+    if not torch.equal(buckets, pad.item_buckets) or pad.gate.n_buckets != n_buckets:
         raise PadError(f"{paths.finetune_model} was trained with other item buckets; rerun `dvc repro`")
     sequences, item_bucket = load_sequences_and_buckets(paths.sequences, paths.items)
-    models = {"sasrec": PAD.single(pretrained, buckets), "align": PAD.single(aligned, buckets), "pad": pad}
-    metrics = evaluate_models(models, ranking_splits(sequences, model_cfg.max_len), buckets, ev.k, ev.user_chunk)
+    models = {"sasrec": PAD.single(pretrained, buckets, n_buckets), "align": PAD.single(aligned, buckets, n_buckets),
+              "pad": pad}
+    metrics = evaluate_models(models, ranking_splits(sequences, model_cfg.max_len), buckets, ev.k, ev.user_chunk,
+                              n_buckets=n_buckets)
     metrics["tau"] = tau_report(pretrained.item_vectors().detach(), phase_tables(pretrained, aligned, pad),
-                                sequences, item_bucket, int(buckets.max()), ev.tau_max_pairs, ev.seed)
+                                sequences, item_bucket, n_buckets, ev.tau_max_pairs, ev.seed)
     metrics["models"] = {"backbone": model_cfg.backbone, "experts": "+".join(pad.names)}
     write_json(metrics, Path(paths.metrics) / "evaluate.json")
     write_json({"seconds": round(time.perf_counter() - start, 1)}, Path(paths.timings) / "evaluate.json")

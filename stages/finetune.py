@@ -24,7 +24,7 @@ def main() -> None:
     data = load_prepared(paths.sequences, paths.items, model_cfg)
     text_emb, _ = load_embeddings(paths.embeddings)
     torch.manual_seed(cfg.seed)  # fresh modules (the gate) start from seeded weights
-    model = build_pad(cfg.experts, cfg.gate, model_cfg, text_emb, data.item_buckets,
+    model = build_pad(cfg.experts, cfg.gate, model_cfg, text_emb, data.item_buckets, n_buckets=data.n_buckets,
                       pretrain_path=paths.pretrain_model, align_path=paths.align_model)
     files = (paths.sequences, paths.items, paths.embeddings, paths.pretrain_model, paths.align_model)
     result, gate_losses = finetune(data, model, model_cfg, cfg, ev, device=device_for(rank),

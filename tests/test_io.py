@@ -1,11 +1,16 @@
-"""Atomic writes (the target appears whole or not at all, with ordinary permissions) and safe checkpoint reads."""
+"""Atomic writes (the target appears whole or not at all, with ordinary permissions), finite JSON, and safe
+checkpoint reads."""
+import json
+import math
 import os
 import stat
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pad.errors import PadError
-from pad.io import atomic_path, load_torch, save_torch, write_json
+from pad.io import atomic_path, load_torch, non_finite, save_torch, write_json
 
 
 def test_failed_write_leaves_nothing_behind(tmp_path):
@@ -80,3 +85,31 @@ def test_load_torch_reads_what_save_torch_writes(tmp_path):
     save_torch(obj, tmp_path / "m.pt")
     back = load_torch(tmp_path / "m.pt")
     assert back["model"] == obj["model"] and back["names"] == ("id", "llm") and torch.equal(back["t"], obj["t"])
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_write_json_refuses_non_finite_naming_file_and_key(tmp_path, bad):
+    target = tmp_path / "metrics.json"
+    write_json({"a": 1}, target)
+    metrics = {"test": {"pad": {"hr_10": 1.5, "buckets": {"10": {"ndcg_10": bad}}}}, "cuts": [1, 2.0]}
+    with pytest.raises(PadError, match=r"metrics\.json: refusing to write test\.pad\.buckets\.10\.ndcg_10 = "):
+        write_json(metrics, target)
+    with pytest.raises(PadError, match=r"refusing to write cuts\.1 = "):  # list items by index
+        write_json({"cuts": [1.0, bad]}, target)
+    assert json.loads(target.read_text()) == {"a": 1}  # the previous file is kept
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=3) | st.floats(),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+                     max_leaves=12)
+
+
+@given(obj=_JSON)
+def test_non_finite_finds_a_bad_float_exactly_when_strict_json_fails(obj):
+    try:
+        json.dumps(obj, allow_nan=False)
+        strict_ok = True
+    except ValueError:
+        strict_ok = False
+    assert (non_finite(obj) is None) == strict_ok

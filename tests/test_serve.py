@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from pad.cli import app
 from pad.config import ModelConfig, load_section
+from pad.data.prepare import write_items
 from pad.embed.store import write_embeddings
 from pad.evaluation.ranking import target_ranks
 from pad.serve import default_cache_path, item_tables, load_baseline, load_recommender, user_history
@@ -36,9 +37,9 @@ def make_workspace(tmp: Path, backbone: str = "sasrec", gate: str = "bucket", te
     paths = {k: tmp / f for k, f in [("items", "items.parquet"), ("sequences", "sequences.parquet"),
                                      ("embeddings", "emb.parquet"), ("model", "models/finetune.pt"),
                                      ("pretrain", "models/pretrain.pt")]}
-    pl.DataFrame({"item_idx": np.arange(1, N + 1, dtype=np.int32), "item_id": [f"I{i:03d}" for i in range(1, N + 1)],
-                  "text": titles, "train_freq": freq.astype(np.int32), "bucket": buckets.astype(np.int8)}
-                 ).write_parquet(paths["items"])
+    write_items(pl.DataFrame({"item_idx": np.arange(1, N + 1, dtype=np.int32), "item_id": [f"I{i:03d}" for i in range(1, N + 1)],
+                              "text": titles, "train_freq": freq.astype(np.int32), "bucket": buckets.astype(np.int8)}),
+                paths["items"], n_buckets=3)
     pl.DataFrame({"user_idx": np.arange(USERS, dtype=np.int32), "user_id": [f"U{u}" for u in range(USERS)],
                   "items": [s.astype(np.int32).tolist() for s in seqs]}).write_parquet(paths["sequences"])
     text = rng.normal(size=(N, 16)).astype(np.float32) if text is None else text
@@ -47,7 +48,7 @@ def make_workspace(tmp: Path, backbone: str = "sasrec", gate: str = "bucket", te
     ft = dataclasses.replace(load_section("finetune", ROOT / "params.yaml"), gate=gate, experts=("id", "align", "llm"))
     torch.manual_seed(0)
     emb = np.concatenate([np.zeros((1, text.shape[1]), np.float32), text])
-    model = build_pad(ft.experts, gate, cfg, emb, torch.tensor([0, *buckets.tolist()]))
+    model = build_pad(ft.experts, gate, cfg, emb, torch.tensor([0, *buckets.tolist()]), n_buckets=3)
     with torch.no_grad():  # spread the scores (no near-ties); padding rows stay zero
         for name, p in model.named_parameters():
             p.normal_(0, 0.3)

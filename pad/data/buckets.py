@@ -4,7 +4,13 @@ Tie rule (deterministic): items are ranked by training frequency, descending, th
 ascending (rank 1 = warmest). With total training mass M and B buckets, cut k (k = 1..B-1) is the
 smallest rank r whose cumulative mass reaches k/B of M (integer test: B * cum(r) >= k * M);
 bucket k holds ranks cut[k-1]+1 .. cut[k] (cut[0] = 0, cut[B] = N). Items never seen in training
-therefore land in bucket B (the coldest). A single item heavier than M/B leaves a bucket empty.
+therefore land in bucket B (the coldest). A single item heavier than M/B leaves a bucket empty, so B
+is stored with the data (items.parquet's schema metadata, `pad.data.prepare`), never taken from the
+largest bucket seen.
+
+Report groups (DESIGN §2: warm = 1-3, median = 4-7, cold = 8-10 for B = 10): the warmest and the
+coldest E = round(0.3 B) buckets (halves rounded up) are warm and cold, the rest median. Since 2E <= B,
+this partitions 1..B for every B >= 1 (B = 1: all median; B = 2: no median bucket).
 """
 from __future__ import annotations
 
@@ -37,12 +43,16 @@ def assign_buckets(freq: np.ndarray, n_buckets: int) -> tuple[np.ndarray, list[i
     return bucket.astype(np.int8), cuts
 
 
-def group_of_bucket(bucket: int, n_buckets: int = 10) -> str:
-    """'warm' / 'median' / 'cold' for buckets 1-3 / 4-7 / 8-10 (the same 30/40/30 split for other B)."""
-    if not 1 <= bucket <= n_buckets:
-        raise ValueError(f"bucket {bucket} is outside 1..{n_buckets}")
-    if bucket <= round(0.3 * n_buckets):
-        return "warm"
-    if bucket <= round(0.7 * n_buckets):
-        return "median"
-    return "cold"
+def bucket_groups(n_buckets: int) -> dict[str, range]:
+    """{warm, median, cold: their buckets}: 1-3 / 4-7 / 8-10 for B = 10 (module docstring for any B)."""
+    edge = (3 * n_buckets + 5) // 10  # round(0.3 B), halves up, in integers
+    return {"warm": range(1, edge + 1), "median": range(edge + 1, n_buckets - edge + 1),
+            "cold": range(n_buckets - edge + 1, n_buckets + 1)}
+
+
+def group_of_bucket(bucket: int, n_buckets: int) -> str:
+    """'warm' / 'median' / 'cold': the group of `bucket_groups(n_buckets)` holding `bucket`."""
+    for group, members in bucket_groups(n_buckets).items():
+        if bucket in members:
+            return group
+    raise ValueError(f"bucket {bucket} is outside 1..{n_buckets}")

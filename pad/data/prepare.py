@@ -5,11 +5,12 @@ Rules, in order: interactions sorted by time per user (ties keep file order); us
 file's order (0 = padding; items nobody interacts with are dropped unless the source's items file is
 the catalogue itself: pad_csv, synthetic); users numbered 0..U-1 by their first interaction.
 Split (leave-one-out): test target = seq[-1], valid target = seq[-2], training part = seq[:-2];
-train_freq counts the training parts; buckets per `pad.data.buckets`.
+train_freq counts the training parts; buckets per `pad.data.buckets`. The number of buckets B is
+stored in items.parquet's schema metadata (`n_buckets`): the coldest buckets may be empty, so readers
+take B from there (`read_n_buckets`), never from the largest bucket present.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,17 +26,18 @@ from pad.data.sources import read_source
 from pad.data.sources.common import RawData
 from pad.data.text import clean_text
 from pad.errors import PadError
-from pad.io import atomic_path
+from pad.io import atomic_path, json_text
 
 ITEMS_SCHEMA = pa.schema([("item_idx", pa.int32()), ("item_id", pa.string()), ("text", pa.string()),
                           ("train_freq", pa.int32()), ("bucket", pa.int8())])
+N_BUCKETS_KEY = "n_buckets"  # items.parquet schema metadata: the data's B
 SEQUENCES_SCHEMA = pa.schema([("user_idx", pa.int32()), ("user_id", pa.string()),
                               ("items", pa.list_(pa.int32()))])
 
 
 @dataclass(frozen=True)
 class Prepared:
-    items: pa.Table  # ITEMS_SCHEMA, row i = item_idx i + 1
+    items: pa.Table  # ITEMS_SCHEMA + metadata n_buckets, row i = item_idx i + 1
     sequences: pa.Table  # SEQUENCES_SCHEMA, time order
     metrics: dict[str, Any]
 
@@ -87,6 +89,7 @@ def preprocess(raw: RawData, cfg: DataConfig) -> Prepared:
         "train_freq": pa.array(freq, pa.int32()),
         "bucket": pa.array(bucket, pa.int8()),
     }, schema=ITEMS_SCHEMA)
+    items = with_n_buckets(items, cfg.n_buckets)
 
     metrics = _metrics(cfg, raw, flat, offsets, freq, bucket, cuts, texts)
     metrics.update(dropped_short_users=total_users - seqs.height,
@@ -124,11 +127,39 @@ def _metrics(cfg: DataConfig, raw: RawData, flat: np.ndarray, offsets: np.ndarra
     }
 
 
+def with_n_buckets(items: pa.Table, n_buckets: int) -> pa.Table:
+    """`items` with B in its schema metadata (other metadata kept)."""
+    return items.replace_schema_metadata({**(items.schema.metadata or {}), N_BUCKETS_KEY: str(n_buckets)})
+
+
+def write_items(items: pa.Table | pl.DataFrame, path: str | Path, n_buckets: int) -> None:
+    """Write an items table (item_idx, bucket, ...) with B in its metadata, atomically: for items files
+    made outside `prepare` (tests, hand-made data)."""
+    items = items.to_arrow() if isinstance(items, pl.DataFrame) else items
+    with atomic_path(path) as tmp:
+        pq.write_table(with_n_buckets(items, n_buckets), tmp)
+
+
+def read_n_buckets(path: str | Path) -> int:
+    """B of an items.parquet (its schema metadata); a PadError if the file predates it or B is not >= 1."""
+    path = Path(path)
+    if not path.is_file():
+        raise PadError(f"{path}: not found; run the prepare stage first (`dvc repro prepare`)")
+    raw = (pq.read_schema(path).metadata or {}).get(N_BUCKETS_KEY.encode())
+    if raw is None:
+        raise PadError(f"{path}: no '{N_BUCKETS_KEY}' in its metadata (written by an older prepare); "
+                       "rerun the prepare stage (`dvc repro prepare`)")
+    if not raw.decode().isdigit() or int(raw) < 1:
+        raise PadError(f"{path}: metadata '{N_BUCKETS_KEY}' is {raw.decode()!r}, expected an integer >= 1")
+    return int(raw)
+
+
 def write_prepared(prepared: Prepared, items_path: str | Path, sequences_path: str | Path,
                    metrics_path: str | Path) -> None:
     """Write the three outputs; all are replaced together only once all three are written."""
+    metrics = json_text(prepared.metrics, metrics_path)
     with atomic_path(items_path) as items_tmp, atomic_path(sequences_path) as seq_tmp, \
             atomic_path(metrics_path) as metrics_tmp:
         pq.write_table(prepared.items, items_tmp)
         pq.write_table(prepared.sequences, seq_tmp)
-        metrics_tmp.write_text(json.dumps(prepared.metrics, indent=2) + "\n")
+        metrics_tmp.write_text(metrics)

@@ -27,11 +27,11 @@ from pad.models.pad import EXPERTS, PAD
 
 
 def evaluate_models(models: Mapping[str, PAD], splits: Mapping[str, RankingSplit], item_buckets: Tensor,
-                    k: int, user_chunk: int) -> dict[str, dict[str, Any]]:
+                    k: int, user_chunk: int, *, n_buckets: int) -> dict[str, dict[str, Any]]:
     """{split: {model name: metrics}} by full ranking (`evaluate` computes each item table once per split)."""
     out: dict[str, dict[str, Any]] = {name: {} for name in splits}
     for model_name, model in models.items():
-        for split, m in evaluate(model, dict(splits), item_buckets, k, user_chunk).items():
+        for split, m in evaluate(model, dict(splits), item_buckets, k, user_chunk, n_buckets=n_buckets).items():
             out[split][model_name] = m
     return out
 

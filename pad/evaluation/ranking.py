@@ -2,9 +2,16 @@
 
 Tie rule (pessimistic, stated once): rank = 1 + #(items scoring higher than the target)
 + #(other items scoring the same), so a constant scorer gets no credit. Padding (item 0) is never
-ranked. Primary protocol: the user's history items are excluded (score -inf); a target that is
-already in the history (a repeat) then counts as a miss. Protocol `unmasked`: nothing excluded.
+ranked. Primary protocol: the user's history items are excluded (removed from the ranking); a target
+that is already in the history (a repeat) then counts as a miss. Protocol `unmasked`: nothing excluded.
 HR@k = [rank <= k], nDCG@k = [rank <= k] / log2(rank + 1), averaged over users, in %.
+
+Non-finite rule (same pessimistic spirit): a NaN, +inf or -inf score is a broken score and never
+helps the target. A target whose own score is non-finite has no rank (inf: a miss under every k, in
+both protocols); an other item whose score is non-finite counts as ahead of the target, whatever the
+target's score. Scorers therefore exclude nothing by scoring it -inf: exclusion is `exclude`'s job,
+and an excluded item is removed under the same rule whatever its score. A user's rank is thus inf or
+an integer in 1..N, and every metric is finite.
 """
 from __future__ import annotations
 
@@ -17,6 +24,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils._pytree import tree_map
 
+from pad.data.buckets import bucket_groups
+
 
 @dataclass(frozen=True)
 class RankingSplit:
@@ -27,24 +36,34 @@ class RankingSplit:
     history: Tensor
 
 
-def target_ranks(scores: Tensor, targets: Tensor, exclude: Tensor | None = None) -> Tensor:
-    """(U, N+1) scores, (U,) targets, (U, H) 0-padded ids to exclude -> (U,) float ranks (inf = excluded).
+def ahead_of_target(item_scores: Tensor, target_scores: Tensor) -> Tensor:
+    """(U, M) item scores, (U, 1) target scores -> (U, M) bool: the item counts as ahead of the target
+    (scores >= the target's, ties included, or a non-finite item score: module docstring)."""
+    return (item_scores >= target_scores) | ~torch.isfinite(item_scores)
 
-    One pass over the scores: rank = #(items 1..N scoring >= the target) (the target counts itself).
+
+def target_ranks(scores: Tensor, targets: Tensor, exclude: Tensor | None = None) -> Tensor:
+    """(U, N+1) scores, (U,) targets, (U, H) 0-padded ids to exclude -> (U,) float ranks
+    (inf = excluded, or a non-finite target score).
+
+    One pass over the scores: rank = #(items 1..N ahead of the target) (a finite target counts itself).
     """
-    ranks = (scores[:, 1:] >= scores.gather(1, targets[:, None])).sum(1).float()  # (U,)
+    target = scores.gather(1, targets[:, None])  # (U, 1)
+    ranks = ahead_of_target(scores[:, 1:], target).sum(1).float()  # (U,)
+    ranks = torch.where(torch.isfinite(target[:, 0]), ranks, math.inf)
     return ranks if exclude is None else exclude_history(ranks, scores, targets, exclude)
 
 
 def exclude_history(ranks: Tensor, scores: Tensor, targets: Tensor, exclude: Tensor) -> Tensor:
     """Unmasked ranks -> ranks with the (U, H) 0-padded `exclude` ids removed: subtract the distinct
-    excluded items that were counted as ahead; a target among them is a miss (inf)."""
+    excluded items that were counted as ahead (same rule: `ahead_of_target`); a target among them is a
+    miss (inf), and an inf rank stays inf."""
     h = exclude.sort(1).values  # (U, H)
     distinct = torch.ones_like(h, dtype=torch.bool)
     distinct[:, 1:] = h[:, 1:] != h[:, :-1]
     real = distinct & (h != 0)
     is_target = h == targets[:, None]
-    ahead = (real & ~is_target & (scores.gather(1, h) >= scores.gather(1, targets[:, None]))).sum(1)
+    ahead = (real & ~is_target & ahead_of_target(scores.gather(1, h), scores.gather(1, targets[:, None]))).sum(1)
     return torch.where((real & is_target).any(1), math.inf, ranks - ahead)
 
 
@@ -52,13 +71,6 @@ def hit_ndcg(ranks: Tensor, k: int) -> tuple[Tensor, Tensor]:
     """(U,) ranks -> per-user HR@k and nDCG@k (0/1 and 1/log2(rank+1) or 0)."""
     hit = (ranks <= k).float()
     return hit, hit / torch.log2(ranks.clamp(max=1e9) + 1)
-
-
-def bucket_groups(n_buckets: int) -> dict[str, range]:
-    """warm / median / cold buckets: 1-3 / 4-7 / 8-10 for 10 buckets (30% / 40% / 30% in general)."""
-    edge = max(1, round(0.3 * n_buckets))
-    return {"warm": range(1, edge + 1), "median": range(edge + 1, n_buckets - edge + 1),
-            "cold": range(n_buckets - edge + 1, n_buckets + 1)}
 
 
 def summarize(hit: Tensor, ndcg: Tensor, buckets: Tensor, k: int, n_buckets: int) -> dict[str, Any]:
@@ -94,8 +106,12 @@ def split_ranks(scorer: Any, split: RankingSplit, user_chunk: int) -> tuple[Tens
     return torch.cat(masked), torch.cat(unmasked)
 
 
-def evaluate_split(scorer: Any, split: RankingSplit, item_buckets: Tensor, k: int, user_chunk: int) -> dict[str, Any]:
-    """Metrics of one split: primary (history excluded), `repeat_targets`, and `unmasked`."""
+def evaluate_split(scorer: Any, split: RankingSplit, item_buckets: Tensor, k: int, user_chunk: int, *,
+                   n_buckets: int) -> dict[str, Any]:
+    """Metrics of one split: primary (history excluded), `repeat_targets`, and `unmasked`; per bucket
+    1..`n_buckets` (the data's B, not the largest bucket present) and per group."""
+    if int(item_buckets.max()) > n_buckets:
+        raise ValueError(f"item buckets go up to {int(item_buckets.max())}, but n_buckets is {n_buckets}")
     device = next(scorer.parameters()).device if isinstance(scorer, nn.Module) else "cpu"
     moved = RankingSplit(split.inputs.to(device), split.targets, split.history)
     was_training = getattr(scorer, "training", False)
@@ -107,7 +123,6 @@ def evaluate_split(scorer: Any, split: RankingSplit, item_buckets: Tensor, k: in
     finally:
         if isinstance(scorer, nn.Module):
             scorer.train(was_training)
-    n_buckets = int(item_buckets.max())
     buckets = item_buckets[split.targets]
     out = summarize(*hit_ndcg(masked, k), buckets, k, n_buckets)
     out["repeat_targets"] = int((split.history == split.targets[:, None]).any(1).sum())
@@ -115,9 +130,11 @@ def evaluate_split(scorer: Any, split: RankingSplit, item_buckets: Tensor, k: in
     return out
 
 
-def evaluate(scorer: Any, splits: dict[str, RankingSplit], item_buckets: Tensor, k: int, user_chunk: int) -> dict[str, Any]:
+def evaluate(scorer: Any, splits: dict[str, RankingSplit], item_buckets: Tensor, k: int, user_chunk: int, *,
+             n_buckets: int) -> dict[str, Any]:
     """{"valid": ..., "test": ...} metrics for a scorer (anything with `encode`/`score`)."""
-    return {name: evaluate_split(scorer, split, item_buckets, k, user_chunk) for name, split in splits.items()}
+    return {name: evaluate_split(scorer, split, item_buckets, k, user_chunk, n_buckets=n_buckets)
+            for name, split in splits.items()}
 
 
 def flatten(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:

@@ -38,6 +38,8 @@ class PAD(nn.Module):
             raise ValueError("PAD needs at least one expert")
         if gate.n_experts != len(experts):
             raise ValueError(f"gate built for {gate.n_experts} experts, got {len(experts)}")
+        if len(item_buckets) and int(item_buckets.max()) > gate.n_buckets:
+            raise ValueError(f"gate built for {gate.n_buckets} buckets, items go up to bucket {int(item_buckets.max())}")
         self.experts = nn.ModuleDict(dict(experts))
         self.gate = gate
         self.fusion = fusion
@@ -45,9 +47,9 @@ class PAD(nn.Module):
         self._tables: dict[str, Tensor] | None = None
 
     @classmethod
-    def single(cls, expert: Expert, item_buckets: Tensor, name: str = "id") -> "PAD":
+    def single(cls, expert: Expert, item_buckets: Tensor, n_buckets: int, name: str = "id") -> "PAD":
         """One expert with weight 1 for every item: the same scores, plus the cached-table inference."""
-        return cls({name: expert}, GlobalGate(1, int(item_buckets.max())), item_buckets)
+        return cls({name: expert}, GlobalGate(1, n_buckets), item_buckets)
 
     @property
     def names(self) -> list[str]:

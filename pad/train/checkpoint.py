@@ -42,7 +42,11 @@ def load_checkpoint(path: str | Path, fmt: str = FORMAT, what: str = "PAD expert
     if not path.is_file():
         raise PadError(f"{path}: {what} checkpoint not found; run the {stage} stage first (dvc repro {stage})")
     ckpt = load_torch(path, what=f"{what} checkpoint", fix=f"rerun the {stage} stage (dvc repro -f {stage})")
-    if not isinstance(ckpt, dict) or ckpt.get("format") != fmt:
+    found = ckpt.get("format") if isinstance(ckpt, dict) else None
+    if isinstance(found, str) and found != fmt and found.split("/")[0] == fmt.split("/")[0]:
+        raise PadError(f"{path}: {what} checkpoint of format {found}, but this version reads {fmt}; "
+                       f"rerun the {stage} stage (dvc repro {stage})")
+    if found != fmt:
         raise PadError(f"{path}: not a {what} checkpoint (format {fmt})")
     return ckpt
 

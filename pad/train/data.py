@@ -15,6 +15,7 @@ import polars as pl
 import torch
 from torch import Tensor
 
+from pad.data.prepare import read_n_buckets
 from pad.errors import PadError
 from pad.evaluation.ranking import RankingSplit
 
@@ -123,12 +124,16 @@ def read_sequences(path: str | Path) -> list[np.ndarray]:
     return [np.asarray(s, dtype=np.int64) for s in df["items"].to_list()]
 
 
-def read_item_buckets(path: str | Path) -> Tensor:
-    """`items.parquet` -> (N+1,) long frequency bucket per item id (index 0 = padding, bucket 0)."""
+def read_item_buckets(path: str | Path) -> tuple[Tensor, int]:
+    """`items.parquet` -> (N+1,) long frequency bucket per item id (index 0 = padding, bucket 0) and the
+    number of buckets B from the file's metadata (the coldest buckets may hold no item)."""
     path = Path(path)
-    if not path.is_file():
-        raise PadError(f"{path}: not found; run the prepare stage first (`dvc repro prepare`)")
+    n_buckets = read_n_buckets(path)
     df = pl.read_parquet(path, columns=["item_idx", "bucket"]).sort("item_idx")
     if df["item_idx"].to_list() != list(range(1, len(df) + 1)):
         raise PadError(f"{path}: item_idx must be exactly 1..N")
-    return torch.cat([torch.zeros(1, dtype=torch.long), torch.tensor(df["bucket"].to_numpy(), dtype=torch.long)])
+    buckets = torch.tensor(df["bucket"].to_numpy(), dtype=torch.long)  # (N,)
+    if len(buckets) and not (1 <= int(buckets.min()) and int(buckets.max()) <= n_buckets):
+        raise PadError(f"{path}: buckets must lie in 1..{n_buckets} (its n_buckets), found "
+                       f"{int(buckets.min())}..{int(buckets.max())}; rerun `dvc repro prepare`")
+    return torch.cat([torch.zeros(1, dtype=torch.long), buckets]), n_buckets

@@ -14,8 +14,9 @@ training targets reach test HR@10 5.74 / nDCG@10 3.47, with the gate fitted on t
 7.40 / 4.36. The gate has 3 × 10 numbers (bucket) to fit on ~13k targets; the test split stays untouched,
 but PAD's validation metrics are in-sample for the gate.
 
-Checkpoint (format `pad.pad/2`): {"model": asdict(ModelConfig), "finetune": asdict(FinetuneConfig),
+Checkpoint (format `pad.pad/3`): {"model": asdict(ModelConfig), "finetune": asdict(FinetuneConfig),
 "experts": [names], "gate": kind, "fusion": the alignment fusion (sets the text towers), "n_items",
+"n_buckets" (the data's B, which sizes the gate even when the coldest buckets are empty; new in /3),
 "text_dim", "state_dict", ...}; the text matrix is not stored: `load_pad_model(path, text_emb)` rebuilds the
 modules over it and loads the weights.
 """
@@ -43,7 +44,7 @@ from pad.train.gate import fit_gate
 from pad.train.loop import FitResult, fit, seed_everything
 from pad.train.pretrain import Prepared, final_metrics, valid_headline
 
-FORMAT = "pad.pad/2"
+FORMAT = "pad.pad/3"
 _ARCH = ("backbone", "dim", "blocks", "heads", "max_len")  # ModelConfig fields that shape the weights
 
 
@@ -77,9 +78,10 @@ def check_experts(names: Sequence[str]) -> tuple[str, ...]:
 
 
 def build_pad(names: Sequence[str], gate: str, model_cfg: ModelConfig, text_emb: Tensor | np.ndarray,
-              item_buckets: Tensor, *, fusion: str = "sum", pretrain_path: str | Path | None = None,
+              item_buckets: Tensor, *, n_buckets: int, fusion: str = "sum", pretrain_path: str | Path | None = None,
               align_path: str | Path | None = None) -> PAD:
-    """The PAD model of `finetune.experts`/`finetune.gate`. With paths, the ID and alignment experts are
+    """The PAD model of `finetune.experts`/`finetune.gate`, its gate sized for the data's `n_buckets`
+    (not the largest bucket present: the coldest may be empty). With paths, the ID and alignment experts are
     loaded from their phase checkpoints and the LLM expert starts as the alignment expert's text view (the
     fusion, which sets the text towers, then comes from the alignment checkpoint); else all are fresh."""
     names = check_experts(names)
@@ -103,7 +105,6 @@ def build_pad(names: Sequence[str], gate: str, model_cfg: ModelConfig, text_emb:
         experts["align"] = aligned
     if aligned is not None and "llm" in names:
         text_view(aligned, experts["llm"])
-    n_buckets = int(item_buckets.max())
     return PAD(experts, build_gate(gate, len(names), n_buckets, names), item_buckets, fusion)
 
 
@@ -146,11 +147,11 @@ def finetune_metrics(model: PAD, data: Prepared, result: FitResult, gate_losses:
 
 
 def save_pad(model: PAD, model_cfg: ModelConfig, cfg: FinetuneConfig, path: str | Path, **info: Any) -> None:
-    """Write the PAD model atomically (format `pad.pad/2`; the text matrix is not stored)."""
+    """Write the PAD model atomically (format `pad.pad/3`; the text matrix is not stored)."""
     text_dim = next((e.items.text_emb.shape[1] for e in model.experts.values() if hasattr(e.items, "text_emb")), 0)
     save_torch({"format": FORMAT, "model": dataclasses.asdict(model_cfg), "finetune": dataclasses.asdict(cfg),
                 "experts": model.names, "gate": cfg.gate, "fusion": model.fusion, "n_items": len(model.item_buckets) - 1,
-                "text_dim": text_dim, "state_dict": model.cpu().state_dict(), **info}, path)
+                "n_buckets": model.gate.n_buckets, "text_dim": text_dim, "state_dict": model.cpu().state_dict(), **info}, path)
 
 
 def load_pad_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -168,6 +169,7 @@ def load_pad_model(path: str | Path, text_emb: Tensor | np.ndarray) -> PAD:
                            f"got {tuple(text_emb.shape)}; rerun the finetune stage on the current embeddings")
         cfg = ModelConfig(**ckpt["model"])
         buckets = ckpt["state_dict"]["item_buckets"]
-        model = build_pad(ckpt["experts"], ckpt["gate"], cfg, text_emb, buckets, fusion=ckpt["fusion"])
+        model = build_pad(ckpt["experts"], ckpt["gate"], cfg, text_emb, buckets, n_buckets=ckpt["n_buckets"],
+                          fusion=ckpt["fusion"])
         model.load_state_dict(ckpt["state_dict"])
     return model.eval()

@@ -25,26 +25,27 @@ class Prepared:
 
     n_items: int
     item_buckets: Tensor  # (N+1,)
+    n_buckets: int  # B, from the items file (the coldest buckets may be empty)
     train: TrainData
     splits: dict[str, RankingSplit]
 
 
 def load_prepared(sequences: str | Path, items: str | Path, model: ModelConfig) -> Prepared:
     seqs = read_sequences(sequences)
-    buckets = read_item_buckets(items)
+    buckets, n_buckets = read_item_buckets(items)
     n_items = len(buckets) - 1
     top = max(int(s.max()) for s in seqs)
     if top > n_items or min(int(s.min()) for s in seqs) < 1:
         raise PadError(f"{sequences}: item ids must lie in 1..{n_items} (the items file), found up to {top}")
     train = TrainData(seqs, n_items, model.max_len, negatives_per_position(model.loss, model.negatives))
-    return Prepared(n_items, buckets, train, ranking_splits(seqs, model.max_len))
+    return Prepared(n_items, buckets, n_buckets, train, ranking_splits(seqs, model.max_len))
 
 
 def valid_headline(data: Prepared, ev: EvaluateConfig) -> ValidFn:
     """valid_fn for `fit`: HR@k / nDCG@k on the validation split (history excluded)."""
 
     def valid_fn(model: torch.nn.Module) -> dict[str, float]:
-        m = evaluate_split(model, data.splits["valid"], data.item_buckets, ev.k, ev.user_chunk)
+        m = evaluate_split(model, data.splits["valid"], data.item_buckets, ev.k, ev.user_chunk, n_buckets=data.n_buckets)
         return {f"ndcg_{ev.k}": m[f"ndcg_{ev.k}"], f"hr_{ev.k}": m[f"hr_{ev.k}"]}
 
     return valid_fn
@@ -66,6 +67,6 @@ def pretrain(data: Prepared, model_cfg: ModelConfig, cfg: TrainConfig, ev: Evalu
 def final_metrics(expert: Expert, data: Prepared, result: FitResult, ev: EvaluateConfig) -> dict[str, Any]:
     """metrics/pretrain.json: valid and test of the best-validation weights, plus the epochs (timings are
     not metrics: `FitResult.timings`)."""
-    metrics = evaluate(expert, data.splits, data.item_buckets, ev.k, ev.user_chunk)
+    metrics = evaluate(expert, data.splits, data.item_buckets, ev.k, ev.user_chunk, n_buckets=data.n_buckets)
     metrics["train"] = {"best_epoch": result.best_epoch, "epochs": result.epochs_run}
     return metrics

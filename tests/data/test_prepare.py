@@ -5,9 +5,10 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from pad.data.prepare import ITEMS_SCHEMA, SEQUENCES_SCHEMA, preprocess, write_prepared
+from pad.data.prepare import ITEMS_SCHEMA, SEQUENCES_SCHEMA, preprocess, read_n_buckets, write_items, write_prepared
 from pad.data.sources.common import RawData
 from pad.errors import PadError
+from pad.train.data import read_item_buckets
 
 
 def raw(seqs: dict[str, list[str]], items=None, keep_unused=False):
@@ -89,3 +90,27 @@ def test_no_user_left_after_filtering_is_an_error_naming_the_key(data_cfg):
                               "('data.min_interactions'); check the data or lower 'data.min_interactions'")
     with pytest.raises(PadError, match="raise 'data.synthetic.min_len' or 'data.synthetic.users'$"):
         preprocess(raw({"u1": list("abcd")}), data_cfg(source="synthetic"))
+def test_n_buckets_travels_with_the_items_even_when_the_coldest_bucket_is_empty(tmp_path, data_cfg):
+    """Training freq a=2, b=c=d=e=1 over 10 buckets: e is needed to reach 9/10 of the mass, so it lands in
+    bucket 9 and bucket 10 is empty; readers still get B = 10 from the file, not 9 from max()."""
+    cfg = data_cfg(min_interactions=5, max_items=5, n_buckets=10)
+    p = preprocess(raw({"u": list("abcde"), "v": list("deabc")}), cfg)
+    assert p.items.column("bucket").to_pylist() == [1, 4, 6, 7, 9]
+    paths = [tmp_path / "items.parquet", tmp_path / "seq.parquet", tmp_path / "prepare.json"]
+    write_prepared(p, *paths)
+    assert read_n_buckets(paths[0]) == 10
+    buckets, n_buckets = read_item_buckets(paths[0])
+    assert buckets.tolist() == [0, 1, 4, 6, 7, 9] and n_buckets == 10
+    assert json.loads(paths[2].read_text())["bucket_sizes"][-1] == 0
+
+
+def test_items_without_n_buckets_or_with_buckets_beyond_it_are_refused(tmp_path):
+    items = pl.DataFrame({"item_idx": [1, 2, 3], "bucket": [1, 2, 3]})
+    items.write_parquet(tmp_path / "old.parquet")  # written before B was stored
+    with pytest.raises(PadError, match=r"old\.parquet: no 'n_buckets'.*dvc repro prepare"):
+        read_item_buckets(tmp_path / "old.parquet")
+    write_items(items, tmp_path / "bad.parquet", n_buckets=2)
+    with pytest.raises(PadError, match=r"buckets must lie in 1\.\.2"):
+        read_item_buckets(tmp_path / "bad.parquet")
+    write_items(items, tmp_path / "ok.parquet", n_buckets=4)
+    assert read_item_buckets(tmp_path / "ok.parquet")[1] == 4

@@ -13,6 +13,7 @@ from scipy.stats import kendalltau
 from typer.testing import CliRunner
 
 from pad.cli import app
+from pad.data.prepare import write_items
 from pad.errors import PadError
 from pad.evaluation.kendall import (
     history_target_pairs,
@@ -106,8 +107,8 @@ def test_undefined_buckets_are_none_and_cosine_handles_zero_rows():
 def _write_project(tmp_path, seqs, item_bucket, table):
     pl.DataFrame({"user_idx": list(range(len(seqs))), "items": [s.tolist() for s in seqs]}).write_parquet(
         tmp_path / "sequences.parquet")
-    pl.DataFrame({"item_idx": list(range(1, N_ITEMS + 1)), "bucket": item_bucket[1:].tolist()}).write_parquet(
-        tmp_path / "items.parquet")
+    write_items(pl.DataFrame({"item_idx": list(range(1, N_ITEMS + 1)), "bucket": item_bucket[1:].tolist()}),
+                tmp_path / "items.parquet", n_buckets=N_BUCKETS)
     emb = pa.FixedSizeListArray.from_arrays(pa.array(table[1:].astype(np.float32).ravel()), table.shape[1])
     pq.write_table(pa.table({"item_idx": pa.array(range(1, N_ITEMS + 1), pa.int32()), "embedding": emb}),
                    tmp_path / "emb.parquet")

@@ -34,10 +34,10 @@ def test_metrics_per_split_and_model_match_the_plain_evaluation():
     seqs, buckets, pre, aligned = setup()
     splits = ranking_splits(seqs, CFG.max_len)
     pad = PAD({"id": pre, "align": aligned}, build_gate("bucket", 2, N_BUCKETS, ["id", "align"]), buckets)
-    out = evaluate_models({"sasrec": PAD.single(pre, buckets), "align": PAD.single(aligned, buckets), "pad": pad},
-                          splits, buckets, 10, 16)
+    out = evaluate_models({"sasrec": PAD.single(pre, buckets, N_BUCKETS), "align": PAD.single(aligned, buckets, N_BUCKETS),
+                           "pad": pad}, splits, buckets, 10, 16, n_buckets=N_BUCKETS)
     assert set(out) == {"valid", "test"} and set(out["test"]) == {"sasrec", "align", "pad"}
-    assert out["test"]["sasrec"] == evaluate(pre, splits, buckets, 10, 7)["test"]  # chunking and caching agree
+    assert out["test"]["sasrec"] == evaluate(pre, splits, buckets, 10, 7, n_buckets=N_BUCKETS)["test"]  # chunking and caching agree
     m = out["test"]["pad"]
     assert {"hr_10", "ndcg_10", "warm", "cold", "buckets", "unmasked", "repeat_targets"} <= set(m)
     rows = bucket_rows(out, 10)

@@ -2,6 +2,8 @@
 import math
 
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pad.config import ModelConfig
 from pad.evaluation.ranking import RankingSplit, evaluate, evaluate_split, flatten, hit_ndcg, split_ranks, target_ranks
@@ -48,14 +50,37 @@ def test_chunked_equals_unchunked_and_keys():
         for a, b in zip(split_ranks(expert, split, user_chunk=chunk), whole):
             torch.testing.assert_close(a, b)
     buckets = torch.tensor([0] + [1 + (i * 10) // 15 for i in range(15)])
-    metrics = flatten(evaluate(expert, {"test": split}, buckets, k=10, user_chunk=5))
+    metrics = flatten(evaluate(expert, {"test": split}, buckets, k=10, user_chunk=5, n_buckets=10))
     for key in ["test.hr_10", "test.ndcg_10", "test.cold.ndcg_10", "test.buckets.10.hr_10",
                 "test.unmasked.hr_10", "test.repeat_targets", "test.warm.users"]:
         assert key in metrics
     assert metrics["test.repeat_targets"] >= 1
-    assert metrics["test.unmasked.hr_10"] >= metrics["test.hr_10"] - 100 * 1 / 23  # masking only helps non-repeats
+    masked, unmasked = whole
+    assert metrics["test.hr_10"] == round(100 * float((masked <= 10).float().mean()), 4)
+    assert metrics["test.unmasked.hr_10"] == round(100 * float((unmasked <= 10).float().mean()), 4)
     groups = sum(metrics[f"test.{g}.users"] for g in ("warm", "median", "cold"))
     assert groups == metrics["test.users"] == 23
+
+
+def test_masking_removes_exactly_the_history_items_ahead():
+    """Per user: the masked rank is inf exactly when the target is a repeat (in the history); otherwise it
+    is the unmasked rank minus the distinct history items scoring >= the target (so never worse)."""
+    torch.manual_seed(0)
+    expert = build_id_expert(ModelConfig("sasrec", 8, 1, 2, 0.0, 6, "ce", 2), 15).eval()
+    split = _split()
+    masked, unmasked = split_ranks(expert, split, user_chunk=4)
+    with torch.no_grad():
+        scores = expert.score(expert.encode(split.inputs)[:, -1:])[:, 0]  # (U, N+1)
+    repeat = (split.history == split.targets[:, None]).any(1)  # (U,)
+    assert repeat.any() and not repeat.all()
+    assert torch.equal(torch.isinf(masked), repeat) and torch.isfinite(unmasked).all()
+    assert (masked[~repeat] < unmasked[~repeat]).any()  # some history item is ahead: not vacuous
+    for u in torch.nonzero(~repeat)[:, 0].tolist():
+        t = scores[u, split.targets[u]]
+        ahead = {int(h) for h in split.history[u] if h != 0 and scores[u, h] >= t}
+        assert unmasked[u] - masked[u] == len(ahead) and 1 <= masked[u] <= unmasked[u]
+    metrics = evaluate(expert, {"test": split}, torch.tensor([0] + [1] * 15), k=10, user_chunk=4, n_buckets=1)
+    assert metrics["test"]["repeat_targets"] == int(repeat.sum())
 
 
 def test_perfect_scorer_gets_full_marks():
@@ -76,7 +101,7 @@ def test_perfect_scorer_gets_full_marks():
 
     split = RankingSplit(torch.arange(1, 6)[:, None], torch.tensor([6, 7, 8, 9, 10]), torch.arange(1, 6)[:, None])
     buckets = torch.tensor([0] + [1 + i * 10 // 15 for i in range(15)])
-    m = evaluate(Oracle(split.targets), {"test": split}, buckets, k=10, user_chunk=2)["test"]
+    m = evaluate(Oracle(split.targets), {"test": split}, buckets, k=10, user_chunk=2, n_buckets=10)["test"]
     assert m["hr_10"] == 100.0 and m["ndcg_10"] == 100.0
 
 
@@ -110,7 +135,7 @@ def test_a_text_expert_is_ranked_from_one_table_and_left_as_it_was():
     buckets = torch.tensor([0] + [1 + i % 10 for i in range(20)])
     calls = []
     hook = expert.items.register_forward_hook(lambda module, args, out: calls.append(args))
-    got = evaluate_split(expert, split, buckets, k=10, user_chunk=7)  # 5 chunks
+    got = evaluate_split(expert, split, buckets, k=10, user_chunk=7, n_buckets=10)  # 5 chunks
     hook.remove()
     assert calls == [()]  # the whole table once, no per-chunk rows
     assert expert.training and expert._table is None
@@ -120,3 +145,62 @@ def test_a_text_expert_is_ranked_from_one_table_and_left_as_it_was():
     hit, ndcg = hit_ndcg(target_ranks(scores, split.targets, split.history), 10)
     assert got["hr_10"] == round(100 * float(hit.mean()), 4)
     assert got["ndcg_10"] == round(100 * float(ndcg.mean()), 4)
+
+
+class TableScorer:
+    """Scores from a fixed (U, N+1) table: user u's model input is the single item u + 1."""
+
+    def __init__(self, table):
+        self.table = table
+
+    def encode(self, seqs):
+        return seqs[:, :, None].float()  # (B, L, 1): the user's row, recovered in `score`
+
+    def score(self, query, candidates=None):
+        return self.table[query[:, :, 0].long() - 1]  # (B, 1, N+1)
+
+
+def test_non_finite_scores_are_misses_and_metrics_stay_finite():
+    """A target scored NaN / inf is a miss (it used to get rank 0: a hit with nDCG = inf); a NaN on an
+    other item counts as ahead of the target; no metric is NaN or inf."""
+    n_users, n_items = 6, 12
+    table = torch.zeros(n_users, n_items + 1)
+    targets = torch.arange(2, n_users + 2)
+    table[torch.arange(n_users), targets] = 1.0  # every target on top ...
+    table[0, targets[0]] = math.nan  # ... but user 0's is NaN
+    table[1] = math.nan  # user 1: everything NaN
+    table[2, targets[2]] = math.inf  # user 2: +inf target
+    table[3, 1] = math.nan  # user 3: one other item NaN -> rank 2
+    table[4, 1] = -math.inf  # user 4: one other item -inf -> rank 2 as well
+    inputs = torch.arange(1, n_users + 1)[:, None]  # (U, 1)
+    split = RankingSplit(inputs, targets, torch.zeros(n_users, 1, dtype=torch.long))
+    buckets = torch.tensor([0] + [1 + i * 3 // n_items for i in range(n_items)])
+    m = evaluate(TableScorer(table), {"test": split}, buckets, k=10, user_chunk=4, n_buckets=3)["test"]
+    assert m["hr_10"] == round(100 * 3 / 6, 4)  # users 3, 4, 5 hit; 0, 1, 2 miss
+    assert m["ndcg_10"] == round(100 * (2 / math.log2(3) + 1) / 6, 4)
+    assert m["unmasked"]["hr_10"] == m["hr_10"]
+    assert all(math.isfinite(v) for v in flatten(m).values())
+
+
+_SCORES = st.sampled_from([0.0, 1.0, 2.0, math.nan, math.inf, -math.inf])
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), n_users=st.integers(1, 6), n_items=st.integers(1, 7), h=st.integers(1, 4))
+def test_ranks_follow_the_non_finite_rule(data, n_users, n_items, h):
+    """Brute force of the module docstring's rule: a non-finite target has no rank (inf), a non-finite
+    other item is ahead; excluded items are removed whatever their score; a repeat target is a miss."""
+    scores = torch.tensor(data.draw(st.lists(st.lists(_SCORES, min_size=n_items + 1, max_size=n_items + 1),
+                                             min_size=n_users, max_size=n_users)))
+    targets = torch.tensor(data.draw(st.lists(st.integers(1, n_items), min_size=n_users, max_size=n_users)))
+    history = torch.tensor(data.draw(st.lists(st.lists(st.integers(0, n_items), min_size=h, max_size=h),
+                                              min_size=n_users, max_size=n_users)))
+    unmasked, masked = target_ranks(scores, targets), target_ranks(scores, targets, history)
+    for u in range(n_users):
+        t, target = scores[u, targets[u]], int(targets[u])
+        for got, banned in ((unmasked[u], set()), (masked[u], set(history[u].tolist()))):
+            if not math.isfinite(t) or target in banned:
+                assert got == math.inf
+                continue
+            others = [i for i in range(1, n_items + 1) if i != target and i not in banned]
+            assert got == 1 + sum(not math.isfinite(scores[u, i]) or bool(scores[u, i] >= t) for i in others)

@@ -58,7 +58,7 @@ def test_one_expert_scores_like_that_expert(backbone, kind):
         q, qe = model.encode(s), expert.encode(s)
         assert torch.allclose(model.score(q, cand), expert.score(qe, cand), atol=1e-5)
         assert torch.allclose(model.score(q, None), expert.score(qe, None), atol=1e-5)
-        single = PAD.single(expert, buckets())
+        single = PAD.single(expert, buckets(), N_BUCKETS)
         assert torch.equal(single.score(single.encode(s), None), expert.score(qe, None))
 
 
@@ -115,8 +115,8 @@ def test_cached_item_tables_rank_like_uncached(kind, monkeypatch):
     assert torch.equal(plain.argsort(-1, descending=True)[..., :5], fast.argsort(-1, descending=True)[..., :5])
     split = RankingSplit(s, torch.randint(1, N_ITEMS + 1, (16,)), s)
     with model.cached_items():
-        m_cached = evaluate_split(model, split, buckets(), 5, 5)
-    assert evaluate_split(model, split, buckets(), 5, 5) == m_cached
+        m_cached = evaluate_split(model, split, buckets(), 5, 5, n_buckets=N_BUCKETS)
+    assert evaluate_split(model, split, buckets(), 5, 5, n_buckets=N_BUCKETS) == m_cached
 
 
 def test_cached_items_restores_training_mode_and_needs_no_grad():

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from pad.config import AlignConfig, EvaluateConfig, ModelConfig
+from pad.data.prepare import write_items
 from pad.errors import PadError
 from pad.losses.alignment import alignment_loss, distinct_batch_items
 from pad.losses.recommendation import recommendation_loss
@@ -37,9 +38,10 @@ def project(tmp_path_factory):
     seqs = [rng.integers(1, N_ITEMS + 1, size=int(rng.integers(5, 12))).astype(np.int32) for _ in range(40)]
     pl.DataFrame({"user_idx": np.arange(40, dtype=np.int32), "user_id": [f"u{i}" for i in range(40)], "items": seqs},
                  schema_overrides={"items": pl.List(pl.Int32)}).write_parquet(root / "seq.parquet")
-    pl.DataFrame({"item_idx": np.arange(1, N_ITEMS + 1, dtype=np.int32), "item_id": [f"i{i}" for i in range(N_ITEMS)],
-                  "text": [""] * N_ITEMS, "train_freq": np.ones(N_ITEMS, dtype=np.int32),
-                  "bucket": (np.arange(N_ITEMS) // 3 + 1).astype(np.int8)}).write_parquet(root / "items.parquet")
+    items = pl.DataFrame({"item_idx": np.arange(1, N_ITEMS + 1, dtype=np.int32), "item_id": [f"i{i}" for i in range(N_ITEMS)],
+                          "text": [""] * N_ITEMS, "train_freq": np.ones(N_ITEMS, dtype=np.int32),
+                          "bucket": (np.arange(N_ITEMS) // 3 + 1).astype(np.int8)})
+    write_items(items, root / "items.parquet", n_buckets=N_ITEMS // 3)
     data = load_prepared(root / "seq.parquet", root / "items.parquet", MODEL)
     text = torch.randn(N_ITEMS + 1, TEXT_DIM, generator=torch.Generator().manual_seed(1))
     text[0] = 0.0

@@ -13,6 +13,7 @@ import torch
 import yaml
 
 from pad.config import load_section, train_config
+from pad.data.prepare import write_items
 from pad.embed.store import load_embeddings, write_embeddings
 from pad.train.checkpoint import save_expert
 from pad.train.pretrain import load_prepared, pretrain
@@ -32,9 +33,10 @@ def make_project(root: Path) -> None:
     (root / "data").mkdir()
     pl.DataFrame({"user_idx": np.arange(N_USERS, dtype=np.int32), "user_id": [f"u{i}" for i in range(N_USERS)],
                   "items": seqs}, schema_overrides={"items": pl.List(pl.Int32)}).write_parquet(root / "data/seq.parquet")
-    pl.DataFrame({"item_idx": np.arange(1, N_ITEMS + 1, dtype=np.int32), "item_id": [f"i{i}" for i in range(N_ITEMS)],
-                  "text": [f"item {i}" for i in range(N_ITEMS)], "train_freq": np.ones(N_ITEMS, dtype=np.int32),
-                  "bucket": (np.arange(N_ITEMS) // 4 + 1).astype(np.int8)}).write_parquet(root / "data/items.parquet")
+    items = pl.DataFrame({"item_idx": np.arange(1, N_ITEMS + 1, dtype=np.int32), "item_id": [f"i{i}" for i in range(N_ITEMS)],
+                          "text": [f"item {i}" for i in range(N_ITEMS)], "train_freq": np.ones(N_ITEMS, dtype=np.int32),
+                          "bucket": (np.arange(N_ITEMS) // 4 + 1).astype(np.int8)})
+    write_items(items, root / "data/items.parquet", n_buckets=N_ITEMS // 4)
     angle = 2 * np.pi * np.arange(N_ITEMS)[:, None] * np.arange(1, TEXT_DIM // 2 + 1)[None, :] / N_ITEMS
     vectors = np.concatenate([np.sin(angle), np.cos(angle)], 1).astype(np.float32)  # (N, D) position on the walk
     write_embeddings(np.arange(1, N_ITEMS + 1, dtype=np.int32), vectors, {"encoder": "test"}, root / "data/emb.parquet")

@@ -4,10 +4,12 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import polars as pl
 import pytest
 import torch
 
 from pad.config import AlignConfig, EvaluateConfig, FinetuneConfig, ModelConfig
+from pad.data.prepare import write_items
 from pad.errors import PadError
 from pad.losses.recommendation import negatives_per_position
 from pad.models import build_id_expert
@@ -15,10 +17,11 @@ from pad.train.align import build_align_expert, save_align_expert
 from pad.train.checkpoint import save_expert
 from pad.train.data import TrainData, ranking_splits
 from pad.train.finetune import build_pad, check_experts, finetune, finetune_metrics, load_pad_model, save_pad
-from pad.train.pretrain import Prepared
+from pad.train.loop import FitResult
+from pad.train.pretrain import Prepared, load_prepared
 
 torch.set_num_threads(1)
-N_ITEMS, N_USERS, TEXT_DIM = 30, 80, 10
+N_ITEMS, N_USERS, TEXT_DIM, N_BUCKETS = 30, 80, 10, 5
 EV = EvaluateConfig(k=10, user_chunk=32, tau_max_pairs=1000, seed=0)
 
 
@@ -36,9 +39,9 @@ def prepared(cfg: ModelConfig) -> Prepared:
     rng = np.random.default_rng(0)
     seqs = [np.array([(s + 2 * i - 1) % N_ITEMS + 1 for i in range(int(rng.integers(5, 10)))])
             for s in rng.integers(1, N_ITEMS + 1, N_USERS)]
-    buckets = torch.cat([torch.zeros(1, dtype=torch.long), torch.arange(N_ITEMS) // 6 + 1])  # 5 buckets
+    buckets = torch.cat([torch.zeros(1, dtype=torch.long), torch.arange(N_ITEMS) // 6 + 1])  # N_BUCKETS
     train = TrainData(seqs, N_ITEMS, cfg.max_len, negatives_per_position(cfg.loss, cfg.negatives))
-    return Prepared(N_ITEMS, buckets, train, ranking_splits(seqs, cfg.max_len))
+    return Prepared(N_ITEMS, buckets, N_BUCKETS, train, ranking_splits(seqs, cfg.max_len))
 
 
 def text() -> torch.Tensor:
@@ -53,7 +56,7 @@ def test_finetune_trains_every_backbone_and_keeps_text_frozen(tmp_path, backbone
     cfg = model_cfg(backbone, loss)
     data = prepared(cfg)
     torch.manual_seed(0)
-    model = build_pad(["llm", "id", "align"], gate, cfg, text(), data.item_buckets)
+    model = build_pad(["llm", "id", "align"], gate, cfg, text(), data.item_buckets, n_buckets=N_BUCKETS)
     assert model.names == ["id", "align", "llm"]  # canonical order
     before = {k: v.clone() for k, v in model.state_dict().items()}
     result, gate_losses = finetune(data, model, cfg, ft_cfg(gate), EV, device=torch.device("cpu"),
@@ -78,7 +81,7 @@ def test_learns_the_walk(tmp_path):
     cfg = model_cfg()
     data = prepared(cfg)
     torch.manual_seed(0)
-    model = build_pad(["id", "llm"], "bucket", cfg, text(), data.item_buckets)
+    model = build_pad(["id", "llm"], "bucket", cfg, text(), data.item_buckets, n_buckets=N_BUCKETS)
     result, _ = finetune(data, model, cfg, ft_cfg(experts=("id", "llm"), epochs=8), EV, device=torch.device("cpu"),
                          log_path=tmp_path / "ft.tsv", resume_root=tmp_path)
     assert result.best_valid["hr_10"] > 60  # the LLM expert alone; 10 of 30 items would be chance (33%)
@@ -96,7 +99,7 @@ def test_experts_start_from_their_checkpoints_and_round_trip(tmp_path):
     with torch.no_grad():
         aligned.items.mlp.weight.add_(1.0)  # a trained tower, unlike a fresh one
     save_align_expert(aligned, cfg, acfg, tmp_path / "align.pt")
-    model = build_pad(["id", "align", "llm"], "bucket", cfg, text(), data.item_buckets,
+    model = build_pad(["id", "align", "llm"], "bucket", cfg, text(), data.item_buckets, n_buckets=N_BUCKETS,
                       pretrain_path=tmp_path / "pretrain.pt", align_path=tmp_path / "align.pt")
     assert torch.equal(model.experts["id"].item_vectors(), pre.item_vectors())
     assert torch.equal(model.experts["align"].items.id_side(), aligned.items.id_side())
@@ -111,7 +114,7 @@ def test_experts_start_from_their_checkpoints_and_round_trip(tmp_path):
     with torch.no_grad():
         assert torch.equal(model.eval().score(model.encode(s)), loaded.score(loaded.encode(s)))
     with pytest.raises(PadError, match="model.dim=16"):
-        build_pad(["id"], "bucket", dataclasses.replace(cfg, dim=8), text(), data.item_buckets,
+        build_pad(["id"], "bucket", dataclasses.replace(cfg, dim=8), text(), data.item_buckets, n_buckets=N_BUCKETS,
                   pretrain_path=tmp_path / "pretrain.pt")
     with pytest.raises(PadError, match="shape"):
         load_pad_model(tmp_path / "finetune.pt", text()[:, :4])
@@ -122,7 +125,7 @@ def test_experts_start_from_their_checkpoints_and_round_trip(tmp_path):
 def test_subset_round_trip_without_text_experts(tmp_path):
     cfg = model_cfg()
     data = prepared(cfg)
-    model = build_pad(["id"], "global", cfg, text(), data.item_buckets)
+    model = build_pad(["id"], "global", cfg, text(), data.item_buckets, n_buckets=N_BUCKETS)
     save_pad(model, cfg, ft_cfg("global", ["id"]), tmp_path / "m.pt")
     loaded = load_pad_model(tmp_path / "m.pt", text())
     assert loaded.names == ["id"] and sum(p.numel() for p in loaded.parameters()) == sum(
@@ -138,4 +141,31 @@ def test_bad_expert_lists_are_user_errors(names):
 def test_embeddings_must_cover_the_items():
     cfg = model_cfg()
     with pytest.raises(PadError, match="embed"):
-        build_pad(["llm"], "bucket", cfg, text()[:-3], prepared(cfg).item_buckets)
+        build_pad(["llm"], "bucket", cfg, text()[:-3], prepared(cfg).item_buckets, n_buckets=N_BUCKETS)
+
+
+@pytest.mark.parametrize("gate", ["bucket", "network", "global"])
+def test_empty_coldest_buckets_keep_b_buckets_in_metrics_gate_and_checkpoint(tmp_path, gate):
+    """Items in buckets 1..5 of B = 7 (6 and 7 empty, as when the coldest items are heavy): the data's B,
+    not max() = 5, sizes the evaluation's buckets, the gate and the saved model."""
+    cfg = model_cfg()
+    rng = np.random.default_rng(0)
+    seqs = [[(s + 2 * i - 1) % N_ITEMS + 1 for i in range(int(rng.integers(5, 10)))]
+            for s in rng.integers(1, N_ITEMS + 1, N_USERS)]
+    pl.DataFrame({"user_idx": np.arange(N_USERS, dtype=np.int32), "items": seqs},
+                 schema_overrides={"items": pl.List(pl.Int32)}).write_parquet(tmp_path / "seq.parquet")
+    write_items(pl.DataFrame({"item_idx": np.arange(1, N_ITEMS + 1, dtype=np.int32),
+                              "bucket": (np.arange(N_ITEMS) // 6 + 1).astype(np.int8)}),
+                tmp_path / "items.parquet", n_buckets=7)
+    data = load_prepared(tmp_path / "seq.parquet", tmp_path / "items.parquet", cfg)
+    assert data.n_buckets == 7 and int(data.item_buckets.max()) == 5
+    model = build_pad(["id", "llm"], gate, cfg, text(), data.item_buckets, n_buckets=data.n_buckets)
+    metrics = finetune_metrics(model, data, FitResult(0, {}, 0, 0.0, "epochs"), [], EV)
+    assert list(metrics["test"]["buckets"]) == [str(b) for b in range(1, 8)]
+    assert metrics["test"]["buckets"]["7"]["users"] == 0 and metrics["test"]["cold"]["users"] == sum(
+        metrics["test"]["buckets"][b]["users"] for b in ("6", "7"))  # B = 7: cold = 6-7
+    assert list(metrics["gate"]["id"]) == [str(b) for b in range(1, 8)]
+    save_pad(model, cfg, ft_cfg(gate, ["id", "llm"]), tmp_path / "m.pt")
+    loaded = load_pad_model(tmp_path / "m.pt", text())
+    assert loaded.gate.n_buckets == 7 and loaded.gate_weights().shape == (7, 2)
+    torch.testing.assert_close(loaded.gate_weights(), model.gate_weights())

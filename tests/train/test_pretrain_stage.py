@@ -10,6 +10,7 @@ import numpy as np
 import polars as pl
 import yaml
 
+from pad.data.prepare import write_items
 from pad.train.checkpoint import load_pretrained
 
 REPO = Path(__file__).resolve().parents[2]
@@ -26,9 +27,10 @@ def make_project(root: Path) -> None:
     (root / "data").mkdir()
     pl.DataFrame({"user_idx": np.arange(N_USERS, dtype=np.int32), "user_id": [f"u{i}" for i in range(N_USERS)],
                   "items": seqs}, schema_overrides={"items": pl.List(pl.Int32)}).write_parquet(root / "data/seq.parquet")
-    pl.DataFrame({"item_idx": np.arange(1, N_ITEMS + 1, dtype=np.int32), "item_id": [f"i{i}" for i in range(N_ITEMS)],
-                  "text": [""] * N_ITEMS, "train_freq": np.ones(N_ITEMS, dtype=np.int32),
-                  "bucket": (np.arange(N_ITEMS) // 4 + 1).astype(np.int8)}).write_parquet(root / "data/items.parquet")
+    items = pl.DataFrame({"item_idx": np.arange(1, N_ITEMS + 1, dtype=np.int32), "item_id": [f"i{i}" for i in range(N_ITEMS)],
+                          "text": [""] * N_ITEMS, "train_freq": np.ones(N_ITEMS, dtype=np.int32),
+                          "bucket": (np.arange(N_ITEMS) // 4 + 1).astype(np.int8)})
+    write_items(items, root / "data/items.parquet", n_buckets=N_ITEMS // 4)
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["paths"].update(sequences="data/seq.parquet", items="data/items.parquet")
     params["model"].update(dim=16, blocks=1, heads=2, dropout=0.1, max_len=8, loss="ce")
