@@ -90,18 +90,20 @@ def test_no_user_left_after_filtering_is_an_error_naming_the_key(data_cfg):
                               "('data.min_interactions'); check the data or lower 'data.min_interactions'")
     with pytest.raises(PadError, match="raise 'data.synthetic.min_len' or 'data.synthetic.users'$"):
         preprocess(raw({"u1": list("abcd")}), data_cfg(source="synthetic"))
-def test_n_buckets_travels_with_the_items_even_when_the_coldest_bucket_is_empty(tmp_path, data_cfg):
-    """Training freq a=2, b=c=d=e=1 over 10 buckets: e is needed to reach 9/10 of the mass, so it lands in
-    bucket 9 and bucket 10 is empty; readers still get B = 10 from the file, not 9 from max()."""
-    cfg = data_cfg(min_interactions=5, max_items=5, n_buckets=10)
-    p = preprocess(raw({"u": list("abcde"), "v": list("deabc")}), cfg)
-    assert p.items.column("bucket").to_pylist() == [1, 4, 6, 7, 9]
+def test_n_buckets_travels_with_the_items_even_when_buckets_are_empty(tmp_path, data_cfg):
+    """Training part a=5, b=2, c=d=e=1 over 5 buckets: a alone holds half the mass, so bucket 2 is
+    empty; readers get B = 5 from the file's metadata (the coldest bucket is never empty when B <= items,
+    which prepare requires)."""
+    cfg = data_cfg(min_interactions=5, max_items=7, n_buckets=5)
+    p = preprocess(raw({"u": list("aabcdea"), "v": list("aaeabcd")}), cfg)
+    buckets = p.items.column("bucket").to_pylist()
+    assert buckets == [1, 3, 4, 5, 5]
     paths = [tmp_path / "items.parquet", tmp_path / "seq.parquet", tmp_path / "prepare.json"]
     write_prepared(p, *paths)
-    assert read_n_buckets(paths[0]) == 10
-    buckets, n_buckets = read_item_buckets(paths[0])
-    assert buckets.tolist() == [0, 1, 4, 6, 7, 9] and n_buckets == 10
-    assert json.loads(paths[2].read_text())["bucket_sizes"][-1] == 0
+    assert read_n_buckets(paths[0]) == 5
+    read, n_buckets = read_item_buckets(paths[0])
+    assert read.tolist() == [0] + buckets and n_buckets == 5
+    assert json.loads(paths[2].read_text())["bucket_sizes"] == [1, 0, 1, 1, 2]
 
 
 def test_items_without_n_buckets_or_with_buckets_beyond_it_are_refused(tmp_path):

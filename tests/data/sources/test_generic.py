@@ -78,14 +78,14 @@ def test_generic_rejects_a_missing_or_nan_timestamp_naming_the_line(tmp_path, da
 
 def test_generic_drops_and_counts_exact_duplicate_rows(tmp_path, data_cfg):
     write_generic(tmp_path, rating=True)
-    clean = prepare(data_cfg(source="generic", path=tmp_path, name="", text_field="title", min_rating=4.0))
+    clean = prepare(data_cfg(source="generic", path=tmp_path, name="", text_field="title", min_rating=4.0, n_buckets=2))
     inter = pl.read_csv(tmp_path / "interactions.csv", infer_schema=False)  # ratings as written: "5"
     repeated = pl.concat([inter, inter[[0]],
                           inter[[3, 3]].with_columns(rating=pl.col("rating") + ".0"),  # "5.0" repeats "5"
                           inter[[1]].with_columns(rating=pl.lit("1")),  # same time, other rating: a row of its own
                           ])
     repeated.write_csv(tmp_path / "interactions.csv")
-    p = prepare(data_cfg(source="generic", path=tmp_path, name="", text_field="title", min_rating=4.0))
+    p = prepare(data_cfg(source="generic", path=tmp_path, name="", text_field="title", min_rating=4.0, n_buckets=2))
     assert p.metrics["dropped_duplicate_interactions"] == 3
     assert p.metrics["dropped_low_rating"] == 2  # the original 2 and the re-rated 1
     assert p.sequences.equals(clean.sequences) and p.items.equals(clean.items)
@@ -106,7 +106,7 @@ def test_generic_file_with_its_own_line_column(tmp_path, data_cfg):
     _five_rows(tmp_path, [5, 1, 2, 3, 4])
     inter = pl.read_csv(tmp_path / "interactions.csv").with_columns(line=pl.lit("shop A"))
     inter.write_csv(tmp_path / "interactions.csv")
-    p = prepare(data_cfg(source="generic", path=tmp_path, name="", text_field="title"))
+    p = prepare(data_cfg(source="generic", path=tmp_path, name="", text_field="title", n_buckets=2))
     assert p.sequences.column("items").to_pylist() == [[2, 3, 4, 5, 1]]
 
 
@@ -114,7 +114,7 @@ def test_generic_csv_and_parquet_of_one_name_says_how_to_choose(tmp_path, data_c
     write_generic(tmp_path, "csv")
     write_generic(tmp_path, "parquet")
     with pytest.raises(PadError) as err:
-        prepare(data_cfg(source="generic", path=tmp_path, name="", text_field="title"))
+        prepare(data_cfg(source="generic", path=tmp_path, name="", text_field="title", n_buckets=2))
     message = str(err.value)
     assert "interactions.csv, interactions.parquet" in message and "move or delete all but the one to use" in message
     assert "data.name" not in message  # data.name picks a prefix, not a format

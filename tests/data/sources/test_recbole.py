@@ -38,14 +38,14 @@ def test_recbole_nan_timestamp_is_an_error_naming_the_line(tmp_path, data_cfg):
     path = tmp_path / "ml.inter"
     path.write_text(path.read_text().replace("1\t30\t5\t20", "1\t30\t5\tnan"))
     with pytest.raises(PadError, match=r"ml.inter: line 4, column 'timestamp': 'nan' is not a finite number"):
-        prepare(data_cfg(source="recbole", path=tmp_path, name="", text_field="title"))
+        prepare(data_cfg(source="recbole", path=tmp_path, name="", text_field="title", n_buckets=2))
 
 
 def test_recbole_drops_and_counts_exact_duplicate_rows(tmp_path, data_cfg):
     write_recbole(tmp_path)
-    clean = prepare(data_cfg(source="recbole", path=tmp_path, name="", text_field="title"))
+    clean = prepare(data_cfg(source="recbole", path=tmp_path, name="", text_field="title", n_buckets=2))
     path = tmp_path / "ml.inter"
     path.write_text(path.read_text() + "1\t10\t5.0\t30\n1\t50\t5\t40\n")
-    p = prepare(data_cfg(source="recbole", path=tmp_path, name="", text_field="title"))
+    p = prepare(data_cfg(source="recbole", path=tmp_path, name="", text_field="title", n_buckets=2))
     assert p.metrics["dropped_duplicate_interactions"] == 2 and clean.metrics["dropped_duplicate_interactions"] == 0
     assert p.sequences.equals(clean.sequences)
