@@ -133,7 +133,7 @@ def tau(
     metric: str = typer.Option("euclidean", help="euclidean or cosine."),
 ) -> None:
     """Kendall's tau-b between two item tables' (history item, target) distances, per bucket (paper §4.3)."""
-    from pad.data.prepare import read_n_buckets
+    from pad.data.buckets import read_n_buckets
     from pad.evaluation import kendall
 
     if metric not in ("euclidean", "cosine"):

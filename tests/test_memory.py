@@ -26,9 +26,9 @@ def test_freed_big_tensors_are_reused_without_page_faults():
 
 
 def test_stage_entry_points_apply_it(monkeypatch):
-    import pad.cli
+    import pad.errors
 
     calls = []
-    monkeypatch.setattr(pad.cli, "reuse_freed_memory", lambda: calls.append(1) or True)
-    pad.cli.friendly_errors(lambda: None)()
+    monkeypatch.setattr(pad.errors, "reuse_freed_memory", lambda: calls.append(1) or True)
+    pad.errors.friendly_errors(lambda: None)()
     assert calls == [1]

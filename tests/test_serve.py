@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from pad.cli import app
 from pad.config import ModelConfig, load_section
-from pad.data.prepare import write_items
+from pad.data.buckets import write_items
 from pad.embed.store import write_embeddings
 from pad.evaluation.ranking import target_ranks
 from pad.serve import default_cache_path, item_tables, load_baseline, load_recommender, user_history

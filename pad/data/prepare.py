@@ -7,7 +7,7 @@ the catalogue itself: pad_csv, synthetic); users numbered 0..U-1 by their first 
 Split (leave-one-out): test target = seq[-1], valid target = seq[-2], training part = seq[:-2];
 train_freq counts the training parts; buckets per `pad.data.buckets`. The number of buckets B is
 stored in items.parquet's schema metadata (`n_buckets`): the coldest buckets may be empty, so readers
-take B from there (`read_n_buckets`), never from the largest bucket present.
+take B from there (`pad.data.buckets.read_n_buckets`), never from the largest bucket present.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pad.config import PARAMS_FILE, DataConfig
-from pad.data.buckets import GROUPS, assign_buckets, group_of_bucket
+from pad.data.buckets import GROUPS, assign_buckets, group_of_bucket, with_n_buckets
 from pad.data.sources import read_source
 from pad.data.sources.common import RawData
 from pad.data.text import clean_text
@@ -30,7 +30,6 @@ from pad.io import atomic_path, json_text
 
 ITEMS_SCHEMA = pa.schema([("item_idx", pa.int32()), ("item_id", pa.string()), ("text", pa.string()),
                           ("train_freq", pa.int32()), ("bucket", pa.int8())])
-N_BUCKETS_KEY = "n_buckets"  # items.parquet schema metadata: the data's B
 SEQUENCES_SCHEMA = pa.schema([("user_idx", pa.int32()), ("user_id", pa.string()),
                               ("items", pa.list_(pa.int32()))])
 
@@ -125,33 +124,6 @@ def _metrics(cfg: DataConfig, raw: RawData, flat: np.ndarray, offsets: np.ndarra
         "group_sizes": groups,
         **{k: int(v) for k, v in raw.counts.items()},
     }
-
-
-def with_n_buckets(items: pa.Table, n_buckets: int) -> pa.Table:
-    """`items` with B in its schema metadata (other metadata kept)."""
-    return items.replace_schema_metadata({**(items.schema.metadata or {}), N_BUCKETS_KEY: str(n_buckets)})
-
-
-def write_items(items: pa.Table | pl.DataFrame, path: str | Path, n_buckets: int) -> None:
-    """Write an items table (item_idx, bucket, ...) with B in its metadata, atomically: for items files
-    made outside `prepare` (tests, hand-made data)."""
-    items = items.to_arrow() if isinstance(items, pl.DataFrame) else items
-    with atomic_path(path) as tmp:
-        pq.write_table(with_n_buckets(items, n_buckets), tmp)
-
-
-def read_n_buckets(path: str | Path) -> int:
-    """B of an items.parquet (its schema metadata); a PadError if the file predates it or B is not >= 1."""
-    path = Path(path)
-    if not path.is_file():
-        raise PadError(f"{path}: not found; run the prepare stage first (`dvc repro prepare`)")
-    raw = (pq.read_schema(path).metadata or {}).get(N_BUCKETS_KEY.encode())
-    if raw is None:
-        raise PadError(f"{path}: no '{N_BUCKETS_KEY}' in its metadata (written by an older prepare); "
-                       "rerun the prepare stage (`dvc repro prepare`)")
-    if not raw.decode().isdigit() or int(raw) < 1:
-        raise PadError(f"{path}: metadata '{N_BUCKETS_KEY}' is {raw.decode()!r}, expected an integer >= 1")
-    return int(raw)
 
 
 def write_prepared(prepared: Prepared, items_path: str | Path, sequences_path: str | Path,

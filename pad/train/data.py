@@ -15,7 +15,7 @@ import polars as pl
 import torch
 from torch import Tensor
 
-from pad.data.prepare import read_n_buckets
+from pad.data.buckets import read_n_buckets
 from pad.errors import PadError
 from pad.evaluation.ranking import RankingSplit
 

@@ -5,7 +5,8 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from pad.data.prepare import ITEMS_SCHEMA, SEQUENCES_SCHEMA, preprocess, read_n_buckets, write_items, write_prepared
+from pad.data.buckets import read_n_buckets, write_items
+from pad.data.prepare import ITEMS_SCHEMA, SEQUENCES_SCHEMA, preprocess, write_prepared
 from pad.data.sources.common import RawData
 from pad.errors import PadError
 from pad.train.data import read_item_buckets

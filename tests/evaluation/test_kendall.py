@@ -13,7 +13,7 @@ from scipy.stats import kendalltau
 from typer.testing import CliRunner
 
 from pad.cli import app
-from pad.data.prepare import write_items
+from pad.data.buckets import write_items
 from pad.errors import PadError
 from pad.evaluation.kendall import (
     history_target_pairs,

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pad.config import AlignConfig, EvaluateConfig, ModelConfig
-from pad.data.prepare import write_items
+from pad.data.buckets import write_items
 from pad.errors import PadError
 from pad.losses.alignment import alignment_loss, distinct_batch_items
 from pad.losses.recommendation import recommendation_loss

@@ -13,7 +13,7 @@ import torch
 import yaml
 
 from pad.config import load_section, train_config
-from pad.data.prepare import write_items
+from pad.data.buckets import write_items
 from pad.embed.store import load_embeddings, write_embeddings
 from pad.train.checkpoint import save_expert
 from pad.train.pretrain import load_prepared, pretrain

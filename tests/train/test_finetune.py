@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from pad.config import AlignConfig, EvaluateConfig, FinetuneConfig, ModelConfig
-from pad.data.prepare import write_items
+from pad.data.buckets import write_items
 from pad.errors import PadError
 from pad.losses.recommendation import negatives_per_position
 from pad.models import build_id_expert

@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 import yaml
 
-from pad.data.prepare import write_items
+from pad.data.buckets import write_items
 from pad.train.checkpoint import load_pretrained
 
 REPO = Path(__file__).resolve().parents[2]
