@@ -1,7 +1,8 @@
 """Embed a whole catalogue in cached shards, optionally across `torchrun` ranks, and assemble it.
 
 Shard `s` holds the items at positions [s*shard_size, (s+1)*shard_size) in item_idx order. Its cache
-file is named by a hash of the encoder settings and the shard's texts, so a killed run resumes from
+file is named by a hash of the encoder settings, the code that computes vectors (`encoder_code`) and
+the shard's texts, so a killed run resumes from
 the finished shards, a rerun with the same texts loads no model, and a changed text re-embeds only
 its own shard. A cached shard is checked before use (readable, float32, (shard items, encoder dim),
 finite); a bad one is re-encoded, with one line on stderr naming the file and the reason. A freshly
@@ -11,6 +12,7 @@ one machine or a shared disk).
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -27,6 +29,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from pad.config import EmbedConfig
+from pad.embed import encoders, pooling, resolve
 from pad.embed.encoders import TextEncoder, load_encoder, resolve_spec
 from pad.embed.pooling import encode_texts
 from pad.errors import PadError
@@ -54,7 +57,18 @@ class EmbedResult:
 
 
 def shard_key(meta: dict[str, str], texts: list[str]) -> str:
-    return hashlib.sha256(json.dumps([meta, texts], sort_keys=True).encode()).hexdigest()[:32]
+    """A shard's cache name: the encoder settings, the code that turns texts into vectors, the texts."""
+    return hashlib.sha256(json.dumps([meta, encoder_code(), texts], sort_keys=True).encode()).hexdigest()[:32]
+
+
+@functools.cache
+def encoder_code() -> str:
+    """A hash of the modules that compute the vectors (encoders, pooling, resolve), so that an edit there
+    re-encodes instead of reusing vectors made by other code (the catalogue's bookkeeping is left out)."""
+    h = hashlib.sha256()
+    for module in (encoders, pooling, resolve):
+        h.update(Path(module.__file__).read_bytes())
+    return h.hexdigest()[:16]
 
 
 def embed_catalogue(

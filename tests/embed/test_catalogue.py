@@ -149,3 +149,13 @@ def test_a_shard_of_blank_texts_is_zero_vectors(tmp_path, llm2vec_cfg):
     result = _run(texts, llm2vec_cfg, tmp_path)
     assert (result.vectors[5:] == 0).all() and (np.abs(result.vectors[:5]).sum(1) > 0).all()
     assert result.stats["empty_texts"] == 5
+
+
+def test_shard_keys_follow_the_code_that_computes_vectors(monkeypatch):
+    """An edit to the encoders/pooling code must not reuse vectors cached by the old code."""
+    from pad.embed import catalogue
+
+    meta, texts = {"encoder": "hf"}, ["a", "b"]
+    before = shard_key(meta, texts)
+    monkeypatch.setattr(catalogue, "encoder_code", lambda: "edited")
+    assert shard_key(meta, texts) != before
