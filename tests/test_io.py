@@ -43,24 +43,13 @@ def test_written_files_follow_the_umask(tmp_path):
     assert stat.S_IMODE((tmp_path / "m.json").stat().st_mode) == 0o644
 
 
-class Payload:
-    """Unpickling this runs `touch <marker>`: what a malicious .pt file would do."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
-def test_load_torch_refuses_a_file_that_would_run_code(tmp_path):
+def test_load_torch_refuses_a_file_that_would_run_code(tmp_path, code_payload):
     import torch
 
-    marker = tmp_path / "pwned"
-    torch.save({"format": "pad.pad/2", "state_dict": {}, "x": Payload(marker)}, tmp_path / "evil.pt")
+    torch.save({"format": "pad.pad/2", "state_dict": {}, "x": code_payload}, tmp_path / "evil.pt")
     with pytest.raises(PadError, match="refused to load") as err:
         load_torch(tmp_path / "evil.pt", fix="rerun the finetune stage")
-    assert not marker.exists()
+    assert not code_payload.marker.exists()
     assert "\n" not in str(err.value) and "rerun the finetune stage" in str(err.value)
 
 

@@ -216,18 +216,17 @@ def test_cli_embeddings_model_mismatch(ws, tmp_path):
 
 @pytest.mark.parametrize("content,needle", [(b"", "corrupt or truncated"), (b"garbage", "corrupt or truncated"),
                                             ("truncated", "corrupt or truncated"), ("payload", "refused to load")])
-def test_cli_unreadable_or_unsafe_model_is_one_line(ws, tmp_path, content, needle):
+def test_cli_unreadable_or_unsafe_model_is_one_line(ws, tmp_path, code_payload, content, needle):
     model = tmp_path / "model.pt"
-    marker = tmp_path / "pwned"
     if content == "truncated":
         content = ws["model"].read_bytes()[:1000]
     elif content == "payload":
-        torch.save({"format": "pad.pad/2", "x": _Payload(marker)}, model)
+        torch.save({"format": "pad.pad/2", "x": code_payload}, model)
         content = model.read_bytes()
     model.write_bytes(content)
     out = _cli(ws, "--user", "U0", "--model", str(model))
     assert out.exit_code == 2 and needle in out.stderr and len(out.stderr.strip().splitlines()) == 1
-    assert not marker.exists()
+    assert not code_payload.marker.exists()
 
 
 def test_cli_checkpoint_from_other_code_is_one_line(ws, tmp_path):
@@ -236,16 +235,6 @@ def test_cli_checkpoint_from_other_code_is_one_line(ws, tmp_path):
     torch.save(ckpt, tmp_path / "model.pt")
     out = _cli(ws, "--user", "U0", "--model", str(tmp_path / "model.pt"))
     assert out.exit_code == 2 and "do not fit this code" in out.stderr and len(out.stderr.strip().splitlines()) == 1
-
-
-class _Payload:
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        import os
-
-        return (os.system, (f"touch {self.marker}",))
 
 
 def test_new_items_blank_text_gets_the_empty_text_zero_vector(minilm_ws, tmp_path):

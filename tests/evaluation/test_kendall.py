@@ -138,20 +138,12 @@ def test_load_table_and_cli(tmp_path):
     assert bad.exit_code == 2 and "nope" in bad.output
 
 
-def test_tau_refuses_a_checkpoint_that_would_run_code(tmp_path):
-    import os
-
+def test_tau_refuses_a_checkpoint_that_would_run_code(tmp_path, code_payload):
     seqs, item_bucket, table, _ = world(3)
     _write_project(tmp_path, seqs, item_bucket, table)
-    marker = tmp_path / "pwned"
-
-    class Payload:
-        def __reduce__(self):
-            return (os.system, (f"touch {marker}",))
-
-    torch.save({"emb": torch.tensor(table), "x": Payload()}, tmp_path / "evil.pt")
+    torch.save({"emb": torch.tensor(table), "x": code_payload}, tmp_path / "evil.pt")
     args = ["tau", str(tmp_path / "evil.pt"), str(tmp_path / "emb.parquet"),
             "--sequences", str(tmp_path / "sequences.parquet"), "--items", str(tmp_path / "items.parquet")]
     result = CliRunner().invoke(app, args)
-    assert result.exit_code == 2 and "refused to load" in result.stderr and not marker.exists()
+    assert result.exit_code == 2 and "refused to load" in result.stderr and not code_payload.marker.exists()
     assert len(result.stderr.strip().splitlines()) == 1
