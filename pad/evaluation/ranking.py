@@ -91,9 +91,21 @@ def _pct(x: Tensor, n: int) -> float:
     return round(100.0 * float(x.sum()) / n, 4) if n else 0.0
 
 
+# At most this many scores per user chunk (2**26 fp32 = 256 MB per score matrix, whatever the catalogue):
+# `evaluate.user_chunk` users at a time, fewer when the catalogue is large (Prime Pantry: 2,048 users x
+# 8,348 items fit; 423k items: 158 users a chunk).
+EVAL_CHUNK_SCORES = 2**26
+
+
+def users_per_chunk(user_chunk: int, n_rows: int) -> int:
+    """`user_chunk`, capped so that a chunk's (users × n_rows) scores stay within EVAL_CHUNK_SCORES."""
+    return max(1, min(user_chunk, EVAL_CHUNK_SCORES // max(n_rows, 1)))
+
+
 @torch.no_grad()
 def split_ranks(scorer: Any, split: RankingSplit, user_chunk: int) -> tuple[Tensor, Tensor]:
-    """Ranks of every user's target, history excluded and unmasked; scores users in chunks."""
+    """Ranks of every user's target, history excluded and unmasked; scores users in chunks of at most
+    `user_chunk` (callers cap it with `users_per_chunk`)."""
     masked, unmasked = [], []
     for start in range(0, len(split.targets), user_chunk):
         sl = slice(start, start + user_chunk)
@@ -119,7 +131,8 @@ def evaluate_split(scorer: Any, split: RankingSplit, item_buckets: Tensor, k: in
         scorer.eval()
     try:
         with torch.no_grad(), (scorer.one_table() if hasattr(scorer, "one_table") else nullcontext()):
-            masked, unmasked = split_ranks(scorer, moved, user_chunk)  # item tables computed once, not per chunk
+            chunk = users_per_chunk(user_chunk, len(item_buckets))  # item tables computed once, not per chunk
+            masked, unmasked = split_ranks(scorer, moved, chunk)
     finally:
         if isinstance(scorer, nn.Module):
             scorer.train(was_training)

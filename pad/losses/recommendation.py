@@ -54,6 +54,49 @@ def ce_loss(logits: Tensor, targets: Tensor) -> Tensor:
     return F.cross_entropy(logits, targets - 1)
 
 
+# Above this many (positions × items) logits, `ce` runs item chunk by item chunk (`chunked_ce_loss`):
+# 2**26 fp32 logits = 256 MB, whatever the catalogue. Below it (Prime Pantry: ~2,000 positions × 8,347 items)
+# the one-matmul path is kept, which is faster and gives today's numbers to the bit.
+CE_CHUNK_LOGITS = 2**26
+
+
+class _ChunkedCE(torch.autograd.Function):
+    """Full-softmax cross-entropy without holding the (M, N) logits: the forward pass keeps a running
+    log-sum-exp over item chunks, the backward pass recomputes each chunk's logits. Memory: (M, chunk)
+    logits at a time plus the inputs and their gradients. Gradients (L = mean_m [lse_m - s_m,t]):
+    dL/dh_m = (Σ_i p_mi e_i - e_t) / M,  dL/de_i = (Σ_m p_mi h_m - Σ_{m: t_m = i} h_m) / M."""
+
+    @staticmethod
+    def forward(ctx, h: Tensor, table: Tensor, targets: Tensor, chunk: int) -> Tensor:
+        lse = torch.full((len(h),), -torch.inf, dtype=h.dtype, device=h.device)  # (M,)
+        for start in range(0, len(table), chunk):
+            lse = torch.logaddexp(lse, torch.logsumexp(h @ table[start:start + chunk].T, 1))  # (M, C) -> (M,)
+        target_logit = (h * table[targets]).sum(1)  # (M,)
+        ctx.save_for_backward(h, table, targets, lse)
+        ctx.chunk = chunk
+        return (lse - target_logit).mean()
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
+        h, table, targets, lse = ctx.saved_tensors
+        scale = grad / len(h)
+        grad_h = -table[targets]  # (M, d)
+        grad_table = torch.zeros_like(table).index_add_(0, targets, -h)  # (N, d)
+        for start in range(0, len(table), ctx.chunk):
+            rows = table[start:start + ctx.chunk]  # (C, d)
+            p = torch.exp(h @ rows.T - lse[:, None])  # (M, C) softmax probabilities
+            grad_h += p @ rows
+            grad_table[start:start + ctx.chunk] += p.T @ h
+        return grad_h * scale, grad_table * scale, None, None
+
+
+def chunked_ce_loss(h: Tensor, table: Tensor, targets: Tensor, chunk: int) -> Tensor:
+    """`ce_loss` of the logits h @ table.T, computed `chunk` items at a time: h (M, d) position states,
+    table (N, d) the real items' vectors, targets (M,) item ids in 1..N. Same value and gradients as
+    `ce_loss(h @ table.T, targets)` up to float rounding; memory (M, chunk) instead of (M, N)."""
+    return _ChunkedCE.apply(h, table, targets - 1, chunk)
+
+
 def catalogue_logits(scorer: Scorer, query: object) -> Tensor:
     """(B', L', N) logits over the real items. A scorer with `catalogue_scores` (an `Expert`) leaves the
     padding row out of its matmul; for others column 0 of `score(query, None)` is dropped (a copy)."""
@@ -83,6 +126,10 @@ def _recommendation_loss(scorer: Scorer, batch: Batch, kind: LossKind) -> Tensor
     query = select_positions(scorer.encode(batch.inputs), mask)  # leaves (1, M, ...)
     targets = batch.targets[mask]  # (M,)
     if kind == "ce":
+        if hasattr(scorer, "catalogue_table"):
+            table = scorer.catalogue_table()  # (N, d); computed once per step under one_table()
+            if len(targets) * len(table) > CE_CHUNK_LOGITS:  # never (M, N) logits at once
+                return chunked_ce_loss(query[0], table, targets, max(1, CE_CHUNK_LOGITS // len(targets)))
         return ce_loss(catalogue_logits(scorer, query)[0], targets)  # (M, N)
     if batch.negatives is None:
         raise ValueError(f"loss {kind!r} needs a batch with sampled negatives")

@@ -70,6 +70,10 @@ class Expert(nn.Module):
             return query @ self.item_vectors().T  # (B, L, N+1)
         return (query.unsqueeze(-2) * self.items(candidates)).sum(-1)  # (B, L, K)
 
+    def catalogue_table(self) -> Tensor:
+        """(N, d) vectors of the real items 1..N (the rows every catalogue score is a dot product with)."""
+        return self.item_vectors()[1:]
+
     def catalogue_scores(self, query: Tensor) -> Tensor:
         """(B, L, d) query -> (B, L, N) logits of the real items 1..N (the padding row left out of the
         matmul, so a full-softmax loss needs no masked copy of its (B, L, N+1) logits)."""

@@ -204,3 +204,11 @@ def test_ranks_follow_the_non_finite_rule(data, n_users, n_items, h):
                 continue
             others = [i for i in range(1, n_items + 1) if i != target and i not in banned]
             assert got == 1 + sum(not math.isfinite(scores[u, i]) or bool(scores[u, i] >= t) for i in others)
+
+
+def test_user_chunks_shrink_for_big_catalogues():
+    from pad.evaluation.ranking import EVAL_CHUNK_SCORES, users_per_chunk
+
+    assert users_per_chunk(2048, 8348) == 2048  # Prime Pantry: the param as given
+    assert users_per_chunk(2048, 423_192) * 423_192 <= EVAL_CHUNK_SCORES  # Electronics: 158 users a chunk
+    assert users_per_chunk(2048, 10 * EVAL_CHUNK_SCORES) == 1

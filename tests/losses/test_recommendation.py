@@ -3,6 +3,8 @@ import math
 
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pad.config import ModelConfig
 from pad.losses.recommendation import bce_loss, catalogue_logits, ce_loss, recommendation_loss, sampled_ce_loss
@@ -92,3 +94,56 @@ def test_one_table_step_gives_the_same_ce_loss_and_gradients():
     twice.backward()
     assert torch.allclose(once, twice)
     assert all(torch.allclose(a, p.grad, atol=1e-6) for a, p in zip(grads, expert.parameters()))
+
+
+@settings(max_examples=25, deadline=None)
+@given(m=st.integers(1, 9), n=st.integers(1, 40), chunk=st.integers(1, 50), seed=st.integers(0, 10_000))
+def test_chunked_ce_equals_ce_value_and_gradients(m, n, chunk, seed):
+    """Any item chunking gives the full-softmax loss and its gradients (h and the item table)."""
+    from pad.losses.recommendation import chunked_ce_loss
+
+    g = torch.Generator().manual_seed(seed)
+    h = (3 * torch.randn(m, 5, generator=g, dtype=torch.float64)).requires_grad_()
+    table = torch.randn(n, 5, generator=g, dtype=torch.float64).requires_grad_()
+    targets = torch.randint(1, n + 1, (m,), generator=g)
+    want = ce_loss(h @ table.T, targets)
+    want_h, want_t = torch.autograd.grad(want, (h, table))
+    got = chunked_ce_loss(h, table, targets, chunk)
+    got_h, got_t = torch.autograd.grad(got, (h, table))
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(got_h, want_h)
+    torch.testing.assert_close(got_t, want_t)
+
+
+def test_big_catalogues_take_the_chunked_path_with_bounded_memory(monkeypatch):
+    """Above the logits budget `ce` never holds (positions × catalogue) logits: with a budget of 64 logits
+    and 60 items, no intermediate tensor during forward and backward exceeds 64 logits (+ the d-wide ones),
+    and the loss and gradients equal the one-matmul path's."""
+    import pad.losses.recommendation as rec
+    from pad.models import build_id_expert
+    from pad.config import ModelConfig
+    from pad.train.data import Batch
+
+    torch.manual_seed(0)
+    expert = build_id_expert(ModelConfig("sasrec", 4, 1, 1, 0.0, 5, "ce", 1), 60).eval()
+    batch = Batch(torch.tensor([[0, 3, 4, 5, 6], [0, 0, 7, 8, 9]]), torch.tensor([[0, 4, 5, 6, 7], [0, 0, 8, 9, 10]]),
+                  None, torch.arange(2))
+    sizes = []
+
+    def track(t):
+        sizes.append(t.numel())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(track, lambda t: t):
+        full = recommendation_loss(expert, batch, "ce")
+    assert max(sizes) >= 7 * 60  # the one-matmul path keeps the (positions × items) logits for backward
+    full_grads = torch.autograd.grad(full, list(expert.parameters()))
+    monkeypatch.setattr(rec, "CE_CHUNK_LOGITS", 64)  # 7 positions -> chunks of 9 items
+    sizes.clear()
+    with torch.autograd.graph.saved_tensors_hooks(track, lambda t: t):
+        chunked = recommendation_loss(expert, batch, "ce")
+    chunked_grads = torch.autograd.grad(chunked, list(expert.parameters()))
+    torch.testing.assert_close(chunked, full)
+    for a, b in zip(chunked_grads, full_grads):
+        torch.testing.assert_close(a, b)
+    assert max(sizes) < 7 * 60  # the full (positions × items) logits were never saved for backward
