@@ -45,7 +45,7 @@ cfg = ModelConfig(backbone="sasrec", dim=64, blocks=2, heads=2, dropout=0.5, max
 data = load_prepared(f"{W}/data/prepared/sequences.parquet", f"{W}/data/prepared/items.parquet", cfg)
 text, _ = load_embeddings(f"{W}/data/embeddings/items.parquet")
 text = torch.as_tensor(text)
-ev = EvaluateConfig(k=10, user_chunk=2048, tau_max_pairs=1000, seed=0)
+ev = EvaluateConfig(k=10, user_chunk=2048, tau_max_pairs=1000, seed=0, valid_users=0)
 
 class Items(nn.Module):
     def __init__(self, id_init):

@@ -187,7 +187,8 @@ class EvaluateConfig:
     k: Annotated[int, Range(ge=1)]  # HR@k, nDCG@k
     user_chunk: Annotated[int, Range(ge=1)]  # users scored at once
     tau_max_pairs: Annotated[int, Range(ge=2)]  # Kendall's tau needs 2+ pairs
-    seed: Annotated[int, Range(ge=0, le=SEED_MAX)]
+    seed: Annotated[int, Range(ge=0, le=SEED_MAX)]  # Kendall's pair sample, the valid_users sample
+    valid_users: Annotated[int, Range(ge=0)]  # early stopping ranks this seeded sample of validation users; 0 = all
 
 
 SECTIONS: dict[str, type] = {

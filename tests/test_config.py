@@ -121,6 +121,7 @@ OUT_OF_RANGE = [
     ("finetune.gate_epochs", -1, "must be >= 0"),
     ("evaluate.k", 0, "must be >= 1"),
     ("evaluate.user_chunk", 0, "must be >= 1"),
+    ("evaluate.valid_users", -1, "must be >= 0"),
     ("evaluate.tau_max_pairs", 1, "must be >= 2"),
     ("evaluate.seed", -1, "must be in [0, 4294967295]"),
 ]

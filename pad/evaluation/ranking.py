@@ -118,6 +118,15 @@ def split_ranks(scorer: Any, split: RankingSplit, user_chunk: int) -> tuple[Tens
     return torch.cat(masked), torch.cat(unmasked)
 
 
+def sample_users(split: RankingSplit, n: int, seed: int) -> RankingSplit:
+    """A fixed, seeded sample of `n` of the split's users (in their original order); all when n is 0 or
+    not below the split's size. Early stopping ranks it every epoch (`evaluate.valid_users`)."""
+    if n <= 0 or n >= len(split.targets):
+        return split
+    keep = torch.randperm(len(split.targets), generator=torch.Generator().manual_seed(seed))[:n].sort().values
+    return RankingSplit(split.inputs[keep], split.targets[keep], split.history[keep])
+
+
 def evaluate_split(scorer: Any, split: RankingSplit, item_buckets: Tensor, k: int, user_chunk: int, *,
                    n_buckets: int) -> dict[str, Any]:
     """Metrics of one split: primary (history excluded), `repeat_targets`, and `unmasked`; per bucket

@@ -11,7 +11,7 @@ from torch import Tensor
 
 from pad.config import EvaluateConfig, ModelConfig, TrainConfig
 from pad.errors import PadError
-from pad.evaluation.ranking import RankingSplit, evaluate, evaluate_split
+from pad.evaluation.ranking import RankingSplit, evaluate, evaluate_split, sample_users
 from pad.losses.recommendation import negatives_per_position, recommendation_loss
 from pad.models import Expert, build_id_expert
 from pad.train.checkpoint import resume_folder
@@ -42,10 +42,12 @@ def load_prepared(sequences: str | Path, items: str | Path, model: ModelConfig) 
 
 
 def valid_headline(data: Prepared, ev: EvaluateConfig) -> ValidFn:
-    """valid_fn for `fit`: HR@k / nDCG@k on the validation split (history excluded)."""
+    """valid_fn for `fit`: HR@k / nDCG@k on the validation split (history excluded), or on its seeded
+    sample of `evaluate.valid_users` users."""
+    split = sample_users(data.splits["valid"], ev.valid_users, ev.seed)
 
     def valid_fn(model: torch.nn.Module) -> dict[str, float]:
-        m = evaluate_split(model, data.splits["valid"], data.item_buckets, ev.k, ev.user_chunk, n_buckets=data.n_buckets)
+        m = evaluate_split(model, split, data.item_buckets, ev.k, ev.user_chunk, n_buckets=data.n_buckets)
         return {f"ndcg_{ev.k}": m[f"ndcg_{ev.k}"], f"hr_{ev.k}": m[f"hr_{ev.k}"]}
 
     return valid_fn

@@ -212,3 +212,15 @@ def test_user_chunks_shrink_for_big_catalogues():
     assert users_per_chunk(2048, 8348) == 2048  # Prime Pantry: the param as given
     assert users_per_chunk(2048, 423_192) * 423_192 <= EVAL_CHUNK_SCORES  # Electronics: 158 users a chunk
     assert users_per_chunk(2048, 10 * EVAL_CHUNK_SCORES) == 1
+
+
+def test_sample_users_is_fixed_by_the_seed_and_keeps_order():
+    from pad.evaluation.ranking import RankingSplit, sample_users
+
+    split = RankingSplit(torch.arange(40).reshape(20, 2), torch.arange(20), torch.zeros(20, 3, dtype=torch.long))
+    a, b = sample_users(split, 5, seed=1), sample_users(split, 5, seed=1)
+    assert torch.equal(a.targets, b.targets) and len(a.targets) == 5
+    assert torch.equal(a.targets, a.targets.sort().values)  # original order kept
+    assert torch.equal(a.inputs, split.inputs[a.targets])  # rows stay together
+    assert not torch.equal(sample_users(split, 5, seed=2).targets, a.targets)
+    assert sample_users(split, 0, seed=1) is split and sample_users(split, 20, seed=1) is split

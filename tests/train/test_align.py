@@ -19,7 +19,7 @@ from pad.train.pretrain import load_prepared
 torch.set_num_threads(1)
 N_ITEMS, TEXT_DIM = 30, 12
 MODEL = ModelConfig("sasrec", 8, 1, 2, 0.1, 8, "ce", 2)
-EV = EvaluateConfig(10, 64, 1000, 0)
+EV = EvaluateConfig(10, 64, 1000, 0, 0)
 
 
 def align_cfg(**kw) -> AlignConfig:

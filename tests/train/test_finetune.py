@@ -22,7 +22,7 @@ from pad.train.pretrain import Prepared, load_prepared
 
 torch.set_num_threads(1)
 N_ITEMS, N_USERS, TEXT_DIM, N_BUCKETS = 30, 80, 10, 5
-EV = EvaluateConfig(k=10, user_chunk=32, tau_max_pairs=1000, seed=0)
+EV = EvaluateConfig(k=10, user_chunk=32, tau_max_pairs=1000, seed=0, valid_users=0)
 
 
 def model_cfg(backbone: str = "sasrec", loss: str = "ce", dim: int = 16) -> ModelConfig:
