@@ -1,0 +1,142 @@
+"""The cost curve (issue 13): wall time and peak RSS of every stage at the `scale` presets.
+
+Each preset runs in its own project folder under --work (a copy of pad/, stages/, dvc.yaml and params.yaml
+with the preset's `-S` values written into params.yaml), stage by stage exactly as `dvc repro` runs them
+(`python stages/<stage>.py`), each under `/usr/bin/time -v`. A row is appended to --out (JSON lines) as soon
+as its stage finishes, with the machine's load average before the stage; --md regenerates the Markdown
+table and, per stage, the exponent b of a least-squares fit  seconds ∝ interactions^b  over the presets
+measured so far. A preset's folder keeps its outputs, so a killed benchmark resumes at the first stage
+without a row (`--resume`).
+
+    nohup python benchmarks/scale.py --preset electronics-1-64 --preset electronics-1-16 \\
+        --work /tmp/scale --out benchmarks/scale.jsonl --md benchmarks/scale.md > /tmp/scale.log 2>&1 &
+
+Equivalent for one preset through DVC: `pad exp run scale --member <preset>`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+STAGES = ("prepare", "embed", "pretrain", "align", "finetune", "evaluate")
+sys.path.insert(0, str(REPO))
+
+
+def preset_params(name: str) -> dict[str, object]:
+    from pad.experiments import SETS
+
+    members = {m.name: m.params for m in SETS["scale"].members}
+    if name not in members:
+        raise SystemExit(f"unknown preset {name!r}; known: {', '.join(members)}")
+    return members[name]
+
+
+def make_project(folder: Path, overrides: dict[str, object]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("pad", "stages"):
+        shutil.rmtree(folder / name, ignore_errors=True)
+        shutil.copytree(REPO / name, folder / name, ignore=shutil.ignore_patterns("__pycache__"))
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    for key, value in overrides.items():
+        *path, last = key.split(".")
+        node = params
+        for part in path:
+            node = node[part]
+        node[last] = value
+    (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def timed(cmd: list[str], cwd: Path, log: Path) -> tuple[float, float, int]:
+    """(wall seconds, peak RSS GiB, exit code) of `cmd` under /usr/bin/time -v; output appended to `log`."""
+    env = {**os.environ, "PYTHONPATH": str(cwd)}
+    with log.open("a") as out:
+        done = subprocess.run(["/usr/bin/time", "-v", *cmd], cwd=cwd, env=env, stdout=out, stderr=subprocess.PIPE,
+                              text=True)
+        out.write(done.stderr)
+    wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\S+)", done.stderr)
+    rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)
+    parts = [float(p) for p in wall.group(1).split(":")] if wall else [math.nan]
+    seconds = sum(p * 60 ** i for i, p in enumerate(reversed(parts)))
+    return seconds, (int(rss.group(1)) / 2**20 if rss else math.nan), done.returncode
+
+
+def run_preset(name: str, work: Path, out: Path, resume: bool) -> None:
+    done = {(r["preset"], r["stage"]) for r in read_rows(out)} if resume else set()
+    folder = work / name
+    if not resume or not folder.exists():
+        make_project(folder, preset_params(name))
+    for stage in STAGES:
+        if (name, stage) in done:
+            continue
+        load = os.getloadavg()[0]
+        seconds, rss, rc = timed([sys.executable, f"stages/{stage}.py"], folder, work / f"{name}.log")
+        row = {"preset": name, "stage": stage, "seconds": round(seconds, 1), "peak_rss_gib": round(rss, 2),
+               "load_before": round(load, 2), "exit": rc, "cores": len(os.sched_getaffinity(0)),
+               "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+               "command": f"cd {folder} && python stages/{stage}.py", **size_of(folder)}
+        with out.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        print(json.dumps(row), flush=True)
+        if rc != 0:
+            print(f"{name}/{stage} failed (exit {rc}); see {work / f'{name}.log'}", flush=True)
+            return
+
+
+def size_of(folder: Path) -> dict[str, int]:
+    metrics = folder / "metrics/prepare.json"
+    if not metrics.exists():
+        return {}
+    m = json.loads(metrics.read_text())
+    return {"users": m["users"], "items": m["items"], "interactions": m["interactions"]}
+
+
+def read_rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["| preset | users | items | interactions | stage | wall s | peak RSS GiB | load before | exit |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['preset']} | {r.get('users', '')} | {r.get('items', '')} | {r.get('interactions', '')} | "
+                     f"{r['stage']} | {r['seconds']} | {r['peak_rss_gib']} | {r['load_before']} | {r['exit']} |")
+    lines += ["", "| stage | exponent b (seconds ∝ interactions^b) | presets |", "|---|---|---|"]
+    for stage in STAGES:
+        pts = [(r["interactions"], r["seconds"]) for r in rows
+               if r["stage"] == stage and r["exit"] == 0 and r.get("interactions")]
+        if len({p[0] for p in pts}) >= 2:
+            b = np.polyfit(np.log([p[0] for p in pts]), np.log([max(p[1], 0.1) for p in pts]), 1)[0]
+            lines.append(f"| {stage} | {b:.2f} | {len(pts)} |")
+        else:
+            lines.append(f"| {stage} | (needs 2 sizes) | {len(pts)} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", action="append", default=[], help="a member of the `scale` set (repeatable)")
+    ap.add_argument("--work", type=Path, default=Path("/tmp/pad-scale"))
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks/scale.jsonl")
+    ap.add_argument("--md", type=Path, default=None, help="rewrite this table after every preset")
+    ap.add_argument("--resume", action="store_true", help="skip stages that already have a row in --out")
+    args = ap.parse_args()
+    for name in args.preset:
+        run_preset(name, args.work, args.out, args.resume)
+        if args.md:
+            args.md.write_text(markdown(read_rows(args.out)))
+
+
+if __name__ == "__main__":
+    main()
