@@ -4,9 +4,11 @@
 `pad exp run rq3` then runs the queue (`dvc exp run --run-all --jobs 1`). Extra `-S key=value`
 overrides go to every member (e.g. `-S data.source=pad_csv`), so each set also holds the default
 value: its row is the reference under the same overrides. `pad report --select 'rq3-*'` compares.
+The `scale` set is presets, not a sweep: the synthetic source at the paper's data-set sizes (DESIGN §9).
 """
 from __future__ import annotations
 
+import math
 import re
 import shlex
 import subprocess
@@ -46,6 +48,26 @@ def _sweep(key: str, values: list[Any]) -> tuple[Member, ...]:
     return tuple(Member(str(v), {key: v}) for v in values)
 
 
+# The paper's data sets after its filters: (users, items); interactions 5,137,265 and 9,667,540.
+ELECTRONICS, MIND = (598_307, 423_191), (630_235, 79_707)
+
+
+def _synthetic(name: str, users: int, items: int, min_len: int, max_len: int) -> Member:
+    """A `scale` preset: the synthetic source at this size. min_len/max_len set the mean sequence length
+    (README, Size presets); topics grow as sqrt(items) from params.yaml's 24 topics for 1,200 items, so
+    items per topic grow too while the generator's per-step cost (O(topics)) stays small."""
+    return Member(name, {"data.source": "synthetic", "data.synthetic.users": users, "data.synthetic.items": items,
+                         "data.synthetic.topics": round(24 * math.sqrt(items / 1200)),
+                         "data.synthetic.min_len": min_len, "data.synthetic.max_len": max_len})
+
+
+SCALE = (  # Electronics: 8.59 interactions a user; MIND: 15.34 (lengths above data.max_items = 23 are cut)
+    *(_synthetic(f"electronics-1-{f}", round(ELECTRONICS[0] / f), round(ELECTRONICS[1] / f), 5, 18)
+      for f in (64, 16, 4)),
+    _synthetic("electronics", *ELECTRONICS, 5, 18),
+    _synthetic("mind", *MIND, 5, 52),
+)
+
 SETS: dict[str, ExperimentSet] = {s.name: s for s in (
     ExperimentSet("rq2", "RQ2: alignment mode (anchored by the rec. loss, or not, frozen ID table, none)",
                   _sweep("align.mode", ["anchored", "non_anchored", "frozen", "none"])),
@@ -64,6 +86,8 @@ SETS: dict[str, ExperimentSet] = {s.name: s for s in (
     ExperimentSet("rq7", "RQ7: sequence backbone", _sweep("model.backbone", ["sasrec", "gru4rec", "caser"])),
     ExperimentSet("loss", "Recommendation loss (the paper's bce vs full-softmax ce)",
                   _sweep("model.loss", ["bce", "ce"])),
+    ExperimentSet("scale", "Size presets: synthetic data at Electronics size (and 1/64, 1/16, 1/4 of it) and MIND size",
+                  SCALE),
 )}
 
 _PLAIN = re.compile(r"[A-Za-z0-9_./-]+")
@@ -175,9 +199,10 @@ def failed_names(rows: list[Experiment], names: list[str]) -> list[str]:
 def describe_sets() -> str:
     """`pad exp list`: every set, its question, and each member's experiment name and params."""
     lines = []
+    width = max(len(s.name + "-" + m.name) for s in SETS.values() for m in s.members)
     for exp_set in SETS.values():
         lines.append(f"{exp_set.name}: {exp_set.question}")
         for m in exp_set.members:
             sets = " ".join(f"-S {shlex.quote(f'{k}={format_value(v)}')}" for k, v in m.params.items())
-            lines.append(f"  {exp_set.name + '-' + m.name:<18} {sets}")
+            lines.append(f"  {exp_set.name + '-' + m.name:<{width}} {sets}")
     return "\n".join(lines)

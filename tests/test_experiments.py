@@ -1,5 +1,6 @@
 """Experiment sets: the exact dvc commands, the `-S` value syntax (checked with DVC's own Hydra
 parser), and one real `dvc exp run --queue` of a list param in a throwaway DVC project."""
+import dataclasses
 import json
 import os
 import subprocess
@@ -67,12 +68,54 @@ def test_every_member_is_valid_params():
             names.append(f"{exp_set.name}-{member.name}")
             params = json.loads(json.dumps(base))
             for key, value in member.params.items():
-                section, field = key.split(".")
-                assert field in params[section], key
-                params[section][field] = PARSER.parse_overrides([f"x={ex.format_value(value)}"])[0].value()
+                section, *path, field = key.split(".")  # data.synthetic.users: a nested field
+                node = params[section]
+                for part in path:
+                    node = node[part]
+                assert field in node, key
+                node[field] = PARSER.parse_overrides([f"x={ex.format_value(value)}"])[0].value()
                 build(SECTIONS[section], params[section], key=section, file="params.yaml")
     assert len(names) == len(set(names))
     assert all(n in ex.describe_sets() for n in names)
+
+
+def test_scale_presets_are_data_only_and_sized_as_named():
+    members = {m.name: m.params for m in ex.get_set("scale").members}
+    assert list(members) == ["electronics-1-64", "electronics-1-16", "electronics-1-4", "electronics", "mind"]
+    assert all(k.startswith("data.") and p["data.source"] == "synthetic" for p in members.values() for k in p)
+    size = {name: (p["data.synthetic.users"], p["data.synthetic.items"]) for name, p in members.items()}
+    assert size["electronics"] == (598_307, 423_191) and size["mind"] == (630_235, 79_707)
+    for f in (64, 16, 4):
+        for got, full in zip(size[f"electronics-1-{f}"], size["electronics"]):
+            assert abs(got - full / f) <= 0.5
+        assert members[f"electronics-1-{f}"]["data.synthetic.max_len"] == members["electronics"]["data.synthetic.max_len"]
+    topics = [members[n]["data.synthetic.topics"] for n in ("electronics-1-64", "electronics-1-16", "electronics-1-4",
+                                                             "electronics")]
+    assert topics == sorted(topics) and topics[0] > 24  # more topics than the default's as the catalogue grows
+    # one member at a time can take its own -S data.* changes; the whole set refuses them
+    (one,) = ex.queue_commands("scale", ["data.synthetic.seed=3"], ["electronics-1-64"])
+    assert one[4] == "scale-electronics-1-64" and one[-2:] == ["-S", "data.synthetic.seed=3"]
+    with pytest.raises(PadError, match="varies"):
+        ex.queue_commands("scale", ["data.synthetic.users=10"])
+
+
+def test_scale_preset_lengths_give_the_papers_interactions_per_user():
+    """E[min(min_len + Geometric, max_len, data.max_items)] of the generator's `_lengths`, against the
+    paper's interactions / users (Electronics 8.59, MIND 15.34), and a sample of the generator itself."""
+    import numpy as np
+
+    from pad.config import load_section
+    from pad.data.sources.synthetic import _lengths
+
+    base = load_section("data", REPO / "params.yaml")
+    paper = {"electronics": 5_137_265 / 598_307, "mind": 9_667_540 / 630_235}
+    for name, per_user in paper.items():
+        (p,) = [m.params for m in ex.get_set("scale").members if m.name == name]
+        cfg = dataclasses.replace(base.synthetic, users=200_000, min_len=p["data.synthetic.min_len"],
+                                  max_len=p["data.synthetic.max_len"])
+        assert cfg.min_len >= base.min_interactions  # no user is dropped: users stay as named
+        sample = np.minimum(_lengths(np.random.default_rng(0), cfg), base.max_items).mean()
+        assert sample == pytest.approx(per_user, rel=0.015)  # integer min_len/max_len: -0.9% and -0.2%
 
 
 @given(st.one_of(st.text(st.characters(min_codepoint=32, max_codepoint=126)),

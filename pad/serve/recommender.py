@@ -6,7 +6,7 @@ checkpoint and embeddings files: reused while both are unchanged, rebuilt (atomi
 changes. The gate's weights are per item, so for the `bucket`/`global` gates they are folded into the
 tables: score(i) = Σ_e w_e(bucket i) <q_e, v_e(i)> = <[q_1; …; q_E], [w_1 v_1(i); …; w_E v_E(i)]>.
 A request then costs one backbone pass per expert (one stacked pass when they are SASRec, see
-pad/serve_stack.py), one matmul and a top-k over the catalogue.
+pad/serve/stacked.py), one matmul and a top-k over the catalogue.
 
 The query is the evaluation's (pad/evaluation/ranking.py): the last `model.max_len` history items,
 left-padded; padding is never ranked and history items are excluded (score -inf) unless repeats are
@@ -14,7 +14,7 @@ allowed. For a user id the history is the user's whole sequence: the answer is t
 everything seen.
 
 New items (text, no interactions, no ID row; `--new-items FILE`) are scored by the text-based experts
-only: the rule is in pad/serve_new.py. Catalogue items with
+only: the rule is in pad/serve/new_items.py. Catalogue items with
 train_freq 0 have ID rows (never trained) and are scored by every expert like any other item.
 """
 from __future__ import annotations
@@ -35,8 +35,8 @@ from pad.errors import PadError
 from pad.io import save_torch
 from pad.models.gate import NetworkGate
 from pad.models.pad import PAD
-from pad.serve_new import embed_texts, new_item_vectors, read_new_items
-from pad.serve_stack import StackedSASRec
+from pad.serve.new_items import embed_texts, new_item_vectors, read_new_items
+from pad.serve.stacked import StackedSASRec
 from pad.train.checkpoint import fingerprint
 from pad.train.data import left_pad
 
