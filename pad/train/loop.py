@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import random
 import shutil
 import sys
@@ -69,9 +70,15 @@ def clear_resume(result: FitResult) -> None:
 
 
 def seed_everything(seed: int) -> None:
+    """Seed every generator and ask torch for deterministic kernels: with several threads some CPU
+    kernels (e.g. the embedding gradient's scatter-add) otherwise sum in a different order run to run,
+    and the same params gave training losses 1e-6 apart (warn_only: ops without a deterministic
+    version, mostly on CUDA, warn instead of failing)."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS's condition for determinism
+    torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 class _Step(nn.Module):
