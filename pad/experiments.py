@@ -50,6 +50,9 @@ def _sweep(key: str, values: list[Any]) -> tuple[Member, ...]:
 
 # The paper's data sets after its filters: (users, items); interactions 5,137,265 and 9,667,540.
 ELECTRONICS, MIND = (598_307, 423_191), (630_235, 79_707)
+# Early stopping ranks a fixed sample of this many validation users per epoch at every preset (all of
+# them at 1/64); the final valid and test metrics rank every user (`evaluate.valid_users`).
+SCALE_VALID_USERS = 10_000
 
 
 def _synthetic(name: str, users: int, items: int, min_len: int, max_len: int) -> Member:
@@ -58,7 +61,8 @@ def _synthetic(name: str, users: int, items: int, min_len: int, max_len: int) ->
     items per topic grow too while the generator's per-step cost (O(topics)) stays small."""
     return Member(name, {"data.source": "synthetic", "data.synthetic.users": users, "data.synthetic.items": items,
                          "data.synthetic.topics": round(24 * math.sqrt(items / 1200)),
-                         "data.synthetic.min_len": min_len, "data.synthetic.max_len": max_len})
+                         "data.synthetic.min_len": min_len, "data.synthetic.max_len": max_len,
+                         "evaluate.valid_users": SCALE_VALID_USERS})
 
 
 SCALE = (  # Electronics: 8.59 interactions a user; MIND: 15.34 (lengths above data.max_items = 23 are cut)

@@ -82,7 +82,8 @@ def test_every_member_is_valid_params():
 def test_scale_presets_are_data_only_and_sized_as_named():
     members = {m.name: m.params for m in ex.get_set("scale").members}
     assert list(members) == ["electronics-1-64", "electronics-1-16", "electronics-1-4", "electronics", "mind"]
-    assert all(k.startswith("data.") and p["data.source"] == "synthetic" for p in members.values() for k in p)
+    assert all((k.startswith("data.") or k == "evaluate.valid_users") and p["data.source"] == "synthetic"
+               for p in members.values() for k in p)
     size = {name: (p["data.synthetic.users"], p["data.synthetic.items"]) for name, p in members.items()}
     assert size["electronics"] == (598_307, 423_191) and size["mind"] == (630_235, 79_707)
     for f in (64, 16, 4):
