@@ -30,8 +30,8 @@ def main() -> None:
     expert, result = align(data, pretrained, text_emb, model_cfg, cfg, ev, device=device_for(rank),
                            log_path=Path(paths.plots) / "align.tsv", resume_root=paths.train_cache,
                            world=world, files=files)
+    metrics = align_metrics(expert, data, result, ev)  # every rank scores its share of the users
     if rank == 0:
-        metrics = align_metrics(expert, data, result, ev)
         save_align_expert(expert.cpu(), model_cfg, cfg, paths.align_model,
                           best_epoch=result.best_epoch, valid=metrics["valid"], train=metrics["train"])
         write_json(metrics, Path(paths.metrics) / "align.json")

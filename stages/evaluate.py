@@ -15,7 +15,7 @@ from pad.models.pad import PAD
 from pad.train.align import load_align_expert
 from pad.train.checkpoint import load_pretrained
 from pad.train.data import ranking_splits, read_item_buckets
-from pad.train.distributed import set_threads
+from pad.train.distributed import close_distributed, init_distributed, set_threads
 from pad.train.finetune import load_pad_model
 
 
@@ -24,6 +24,7 @@ def main() -> None:
     start = time.perf_counter()
     paths = load_section("paths")
     ev = load_section("evaluate")
+    rank, _ = init_distributed()  # under torchrun every rank scores its share of the users
     set_threads()
     text_emb, _ = load_embeddings(paths.embeddings)
     pretrained, model_cfg = load_pretrained(paths.pretrain_model)
@@ -40,13 +41,15 @@ def main() -> None:
     metrics["tau"] = tau_report(pretrained.item_vectors().detach(), phase_tables(pretrained, aligned, pad),
                                 sequences, item_bucket, n_buckets, ev.tau_max_pairs, ev.seed)
     metrics["models"] = {"backbone": model_cfg.backbone, "experts": "+".join(pad.names)}
-    write_json(metrics, Path(paths.metrics) / "evaluate.json")
-    write_json({"seconds": round(time.perf_counter() - start, 1)}, Path(paths.timings) / "evaluate.json")
-    write_tsv(bucket_rows(metrics, ev.k), Path(paths.plots) / "buckets_ndcg.tsv")
-    write_tsv(gate_rows(pad), Path(paths.plots) / "gate_weights.tsv")
-    test = metrics["test"]
-    print("evaluate (test, history excluded): " + ", ".join(
-        f"{name} HR@{ev.k} {m[f'hr_{ev.k}']:.4f} nDCG@{ev.k} {m[f'ndcg_{ev.k}']:.4f}" for name, m in test.items()))
+    if rank == 0:
+        write_json(metrics, Path(paths.metrics) / "evaluate.json")
+        write_json({"seconds": round(time.perf_counter() - start, 1)}, Path(paths.timings) / "evaluate.json")
+        write_tsv(bucket_rows(metrics, ev.k), Path(paths.plots) / "buckets_ndcg.tsv")
+        write_tsv(gate_rows(pad), Path(paths.plots) / "gate_weights.tsv")
+        test = metrics["test"]
+        print("evaluate (test, history excluded): " + ", ".join(
+            f"{name} HR@{ev.k} {m[f'hr_{ev.k}']:.4f} nDCG@{ev.k} {m[f'ndcg_{ev.k}']:.4f}" for name, m in test.items()))
+    close_distributed()
 
 
 if __name__ == "__main__":

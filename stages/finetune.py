@@ -30,8 +30,8 @@ def main() -> None:
     result, gate_losses = finetune(data, model, model_cfg, cfg, ev, device=device_for(rank),
                                    log_path=Path(paths.plots) / "finetune.tsv", resume_root=paths.train_cache,
                                    world=world, files=files)
+    metrics = finetune_metrics(model, data, result, gate_losses, ev)  # every rank scores its share of the users
     if rank == 0:
-        metrics = finetune_metrics(model, data, result, gate_losses, ev)
         save_pad(model, model_cfg, cfg, paths.finetune_model, best_epoch=result.best_epoch, valid=metrics["valid"])
         write_json(metrics, Path(paths.metrics) / "finetune.json")
         write_json(result.timings(), Path(paths.timings) / "finetune.json")

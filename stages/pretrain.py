@@ -23,8 +23,8 @@ def main() -> None:
     expert, result = pretrain(data, model_cfg, cfg, ev, device=device_for(rank),
                               log_path=Path(paths.plots) / "pretrain.tsv", resume_root=paths.train_cache,
                               world=world, files=(paths.sequences, paths.items))
+    metrics = final_metrics(expert, data, result, ev)  # every rank scores its share of the users
     if rank == 0:
-        metrics = final_metrics(expert, data, result, ev)
         save_expert(expert.cpu(), model_cfg, data.n_items, paths.pretrain_model,
                     best_epoch=result.best_epoch, valid=metrics["valid"], train=dataclasses.asdict(cfg))
         write_json(metrics, Path(paths.metrics) / "pretrain.json")

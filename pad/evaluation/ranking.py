@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
 from torch.utils._pytree import tree_map
 
@@ -102,20 +103,35 @@ def users_per_chunk(user_chunk: int, n_rows: int) -> int:
     return max(1, min(user_chunk, EVAL_CHUNK_SCORES // max(n_rows, 1)))
 
 
+def _shard(n: int) -> tuple[int, int, int]:
+    """(start, stop, world): this rank's contiguous block of n users under torchrun (all of them otherwise)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return 0, n, 1
+    rank, world = dist.get_rank(), dist.get_world_size()
+    return rank * n // world, (rank + 1) * n // world, world
+
+
 @torch.no_grad()
 def split_ranks(scorer: Any, split: RankingSplit, user_chunk: int) -> tuple[Tensor, Tensor]:
     """Ranks of every user's target, history excluded and unmasked; scores users in chunks of at most
-    `user_chunk` (callers cap it with `users_per_chunk`)."""
+    `user_chunk` (callers cap it with `users_per_chunk`). Under torchrun each rank scores its own block of
+    users and every rank gets all ranks back (in user order), so the metrics are those of one process."""
+    first, last, world = _shard(len(split.targets))
     masked, unmasked = [], []
-    for start in range(0, len(split.targets), user_chunk):
-        sl = slice(start, start + user_chunk)
+    for start in range(first, last, user_chunk):
+        sl = slice(start, min(start + user_chunk, last))
         query = tree_map(lambda t: t[:, -1:], scorer.encode(split.inputs[sl]))  # leaves (C, 1, ...)
         scores = scorer.score(query, None)[:, 0]  # (C, N+1)
         targets = split.targets[sl].to(scores.device)
         ranks = target_ranks(scores, targets)
         unmasked.append(ranks.cpu())
         masked.append(exclude_history(ranks, scores, targets, split.history[sl].to(scores.device)).cpu())
-    return torch.cat(masked), torch.cat(unmasked)
+    mine = (torch.cat(masked) if masked else torch.empty(0), torch.cat(unmasked) if unmasked else torch.empty(0))
+    if world == 1:
+        return mine
+    blocks: list[Any] = [None] * world
+    dist.all_gather_object(blocks, mine)  # rank order = user order
+    return torch.cat([b[0] for b in blocks]), torch.cat([b[1] for b in blocks])
 
 
 def sample_users(split: RankingSplit, n: int, seed: int) -> RankingSplit:

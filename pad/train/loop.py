@@ -11,7 +11,8 @@ extra values are averaged per epoch and logged as TSV columns) and the validatio
 (`valid_fn(model) -> {"ndcg_10": ..., "hr_10": ...}`, logged as `valid_<key>`). Frozen parameters
 are those with `requires_grad=False`: they never reach the optimizer. Under `torchrun`
 (torch.distributed initialised) users are sharded over ranks, gradients all-reduced by
-DistributedDataParallel, and rank 0 validates, logs and checkpoints.
+DistributedDataParallel; every rank validates its share of the users (`pad.evaluation.ranking`), rank 0
+logs and checkpoints.
 """
 from __future__ import annotations
 
@@ -136,10 +137,10 @@ def fit(model: nn.Module, data: TrainData, loss_fn: LossFn, valid_fn: ValidFn, c
         sums = _train_epoch(step, opt, data, cfg, epoch, rank, world, device, desc)
         epoch_s, cpu_s = time.perf_counter() - t0, time.process_time() - c0
         st["train_s"] += epoch_s
+        t1 = time.perf_counter()
+        valid = valid_fn(model)  # on every rank: the evaluation shards the users among them
         decision: list[Any] = [None]
         if rank == 0:
-            t1 = time.perf_counter()
-            valid = valid_fn(model)
             row = {"epoch": epoch, "train_loss": sums.pop("loss"), **{f"valid_{k}": v for k, v in valid.items()},
                    "epoch_s": round(epoch_s, 3), "samples_per_s": round(data.n_positions / epoch_s, 1),
                    "eval_s": round(time.perf_counter() - t1, 3), "epoch_cpu_s": round(cpu_s, 3), **sums}
