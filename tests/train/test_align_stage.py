@@ -87,8 +87,8 @@ def test_stage_writes_model_metrics_and_curves_with_one_and_two_processes(tmp_pa
         assert ckpt["align"]["mode"] == "anchored" and ckpt["text_dim"] == TEXT_DIM
         expert = load_align_expert(root / "models/align.pt", load_embeddings(root / "data/emb.parquet")[0])
         assert expert.item_vectors().shape == (N_ITEMS + 1, 16)
-    assert torch.equal(torch.load(one / "models/pretrain.pt", weights_only=False)["state_dict"]["items.embedding.weight"],
-                       torch.load(two / "models/pretrain.pt", weights_only=False)["state_dict"]["items.embedding.weight"])
+    assert torch.equal(torch.load(one / "models/pretrain.pt", weights_only=True)["state_dict"]["items.embedding.weight"],
+                       torch.load(two / "models/pretrain.pt", weights_only=True)["state_dict"]["items.embedding.weight"])
 
 
 def _dvc(args: list[str], cwd: Path) -> str:
