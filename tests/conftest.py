@@ -1,5 +1,7 @@
 """Fixtures shared across the test folders."""
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,23 @@ class CodePayload:
 
     def __reduce__(self):
         return (os.system, (f"touch {self.marker}",))
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def copy_project():
+    """`copy_project(dest)`: every file git tracks in the repo, copied to `dest` (a project to run DVC in)."""
+
+    def copy(dest: Path) -> None:
+        tracked = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True).stdout
+        for name in filter(None, tracked.decode().split("\0")):
+            if (REPO / name).is_file():
+                (dest / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(REPO / name, dest / name)
+
+    return copy
 
 
 @pytest.fixture

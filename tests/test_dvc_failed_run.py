@@ -22,14 +22,6 @@ OUTPUTS = ("models/pretrain.pt", "metrics/pretrain.json", "plots/pretrain.tsv")
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git not installed")
 
 
-def copy_project(dest: Path) -> None:
-    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True).stdout
-    for name in filter(None, tracked.decode().split("\0")):
-        if (REPO / name).is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, dest / name)
-
-
 def dvc(args: list[str], cwd: Path, env: dict, ok: bool = True) -> str:
     done = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=300)
@@ -37,7 +29,7 @@ def dvc(args: list[str], cwd: Path, env: dict, ok: bool = True) -> str:
     return done.stdout + done.stderr
 
 
-def test_failed_stage_keeps_no_stale_output_and_recovers(tmp_path):
+def test_failed_stage_keeps_no_stale_output_and_recovers(tmp_path, copy_project):
     project = tmp_path / "project"
     copy_project(project)
     params = yaml.safe_load((project / "params.yaml").read_text())

@@ -47,21 +47,13 @@ def tiny_params(bert: Path) -> dict:
     return params
 
 
-def copy_project(dest: Path) -> None:
-    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True).stdout
-    for name in filter(None, tracked.decode().split("\0")):
-        if (REPO / name).is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, dest / name)
-
-
 def run(cmd: list[str], cwd: Path, env: dict) -> str:
     done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return done.stdout + done.stderr
 
 
-def test_dvc_repro_all_stages_then_nothing(tmp_path):
+def test_dvc_repro_all_stages_then_nothing(tmp_path, copy_project):
     project = tmp_path / "project"
     copy_project(project)
     (project / "params.yaml").write_text(yaml.safe_dump(tiny_params(save_tiny_bert(tmp_path / "bert")), sort_keys=False))

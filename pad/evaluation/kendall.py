@@ -14,6 +14,7 @@ import numpy as np
 from scipy.stats import kendalltau
 
 from pad.errors import PadError
+from pad.io import load_torch
 
 Metric = Literal["euclidean", "cosine"]
 _CHUNK = 65_536
@@ -127,8 +128,6 @@ def load_table(path: str | Path, key: str | None = None, n_items: int | None = N
         table[idx] = emb
         return table
     import torch
-
-    from pad.io import load_torch
 
     tensors = {k: v for k, v in _flatten(load_torch(path)).items()  # tensors and plain data only: never runs code
                if isinstance(v, torch.Tensor) and v.dim() == 2}

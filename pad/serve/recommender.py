@@ -32,7 +32,7 @@ from torch import Tensor
 
 from pad.data.buckets import read_n_buckets
 from pad.errors import PadError
-from pad.io import save_torch
+from pad.io import load_torch, save_torch
 from pad.models.gate import NetworkGate
 from pad.models.pad import PAD
 from pad.serve.new_items import embed_texts, new_item_vectors, read_new_items
@@ -65,10 +65,8 @@ class Catalogue:
         return [index[i] for i in ids]
 
     def with_new_items(self, ids: list[str], texts: list[str]) -> "Catalogue":
-        """New items appended after the known ones, in the coldest bucket."""
-        clash = sorted(set(ids) & set(self.item_ids[1:])) or [i for i in set(ids) if ids.count(i) > 1]
-        if clash:
-            raise PadError(f"new item id {clash[0]!r} is already in the catalogue or repeated; give each new item a fresh id")
+        """New items appended after the known ones, in the coldest bucket (ids checked fresh and distinct by
+        `read_new_items`)."""
         cold = torch.full((len(ids),), self.n_buckets, dtype=torch.long)
         return replace(self, item_ids=self.item_ids + ids, titles=self.titles + texts,
                        buckets=torch.cat([self.buckets, cold]))
@@ -109,8 +107,8 @@ def item_tables(model: PAD, files: Sequence[str | Path], cache_path: str | Path)
     cache_path = Path(cache_path)
     if cache_path.is_file():
         try:
-            saved = torch.load(cache_path, map_location="cpu", weights_only=True)
-        except Exception:  # noqa: BLE001 - an unreadable cache is simply rebuilt
+            saved = load_torch(cache_path, what="item-table cache")
+        except PadError:  # an unreadable cache is simply rebuilt
             saved = {}
         if saved.get("format") == CACHE_FORMAT and saved.get("key") == key:
             return saved["tables"], True
