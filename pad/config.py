@@ -140,10 +140,16 @@ class ModelConfig:
     max_len: Annotated[int, Range(ge=1)]  # the items the model sees
     loss: Loss
     negatives: Annotated[int, Range(ge=1)]  # sampled_ce only
+    # dense: AdamW updates the whole ID table every step; rows: only the rows the batch touches (sparse
+    # gradients, lazy Adam), so a step's cost follows the batch, not the catalogue (bce / sampled_ce only)
+    item_updates: Literal["dense", "rows"] = "dense"
 
     def problems(self) -> Iterator[tuple[str, str]]:
         if self.backbone == "sasrec" and self.dim % self.heads:
             yield "dim", f"is {self.dim}; must be divisible by 'model.heads' ({self.heads}) for sasrec"
+        if self.item_updates == "rows" and self.loss == "ce":
+            yield "item_updates", ("is rows, but the loss ce scores (and updates) every item each step; use "
+                                   "'model.loss' sampled_ce or bce, or 'model.item_updates' dense")
 
 
 @dataclass(frozen=True)

@@ -204,6 +204,9 @@ def test_values_at_the_edge_of_their_range_load(tmp_path, key, value):
     (lambda p: (p["data"].update(min_interactions=8), p["data"]["synthetic"].update(min_len=3, max_len=7)),
      "'data.synthetic.max_len' is 7; must be >= 'data.min_interactions' (8), or every synthetic user is filtered out"),
     (lambda p: p["model"].update(dim=63, heads=2), "'model.dim' is 63; must be divisible by 'model.heads' (2) for sasrec"),
+    (lambda p: p["model"].update(loss="ce", item_updates="rows"),
+     "'model.item_updates' is rows, but the loss ce scores (and updates) every item each step; use 'model.loss' "
+     "sampled_ce or bce, or 'model.item_updates' dense"),
 ])
 def test_rules_between_fields_name_the_key(tmp_path, edit, message):
     path = _params(tmp_path, edit)

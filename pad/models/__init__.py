@@ -27,4 +27,4 @@ def build_backbone(cfg: ModelConfig) -> nn.Module:
 
 def build_id_expert(cfg: ModelConfig, n_items: int) -> Expert:
     """Phase 1's ID expert: an ID table of `n_items` (+ padding row) and a fresh backbone."""
-    return Expert(IdEmbedding(n_items, cfg.dim), build_backbone(cfg))
+    return Expert(IdEmbedding(n_items, cfg.dim, sparse=cfg.item_updates == "rows"), build_backbone(cfg))

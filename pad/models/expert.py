@@ -18,11 +18,12 @@ from torch import Tensor, nn
 
 class IdEmbedding(nn.Module):
     """The collaborative (ID) item table: `forward() -> (N+1, d)`, row 0 = padding (kept zero);
-    `forward(ids)` -> the rows of `ids`."""
+    `forward(ids)` -> the rows of `ids`. With `sparse`, a lookup's gradient is sparse (just the rows of
+    `ids`: `model.item_updates: rows`), for an optimizer that updates only those rows."""
 
-    def __init__(self, n_items: int, dim: int) -> None:
+    def __init__(self, n_items: int, dim: int, sparse: bool = False) -> None:
         super().__init__()
-        self.embedding = nn.Embedding(n_items + 1, dim, padding_idx=0)
+        self.embedding = nn.Embedding(n_items + 1, dim, padding_idx=0, sparse=sparse)
         nn.init.normal_(self.embedding.weight, std=0.02)
         with torch.no_grad():
             self.embedding.weight[0].zero_()

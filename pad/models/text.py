@@ -8,6 +8,7 @@ checkpoints (it can be GiBs); rebuild the module from the embeddings Parquet bef
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -86,16 +87,17 @@ class AlignedItems(nn.Module):
     the module). `text_side()` and `id_side()` are the two rows the alignment loss compares. `freeze_ids()`
     (align.mode = frozen) stops every gradient into the ID table: it gets requires_grad False and is read
     detached, so no optimizer step (weight decay included) can change it. In train mode dropout is drawn
-    once per table row, not per occurrence.
+    once per table row, not per occurrence. With `sparse` (`model.item_updates: rows`) a lookup's gradient
+    into the ID table is sparse: just the looked-up rows.
     """
 
     def __init__(self, text_emb: Tensor, dim: int, dropout: float, id_init: Tensor | None = None,
-                 fusion: str = "sum"):
+                 fusion: str = "sum", sparse: bool = False):
         super().__init__()
         self.fusion = fusion
         self.tower = fusion_tower(fusion)
         _register_text(self, text_emb)
-        self.id_emb = nn.Embedding(self.text_emb.shape[0], dim, padding_idx=0)
+        self.id_emb = nn.Embedding(self.text_emb.shape[0], dim, padding_idx=0, sparse=sparse)
         if id_init is None:
             nn.init.xavier_normal_(self.id_emb.weight)
         else:
@@ -122,6 +124,8 @@ class AlignedItems(nn.Module):
     def id_side(self, ids: Tensor | None = None) -> Tensor:
         """e_id: (N+1, d) table or (*ids, d) rows; detached when frozen."""
         weight = self.id_emb.weight.detach() if self.frozen else self.id_emb.weight
+        if self.id_emb.sparse and ids is not None:
+            return F.embedding(ids, weight, sparse=True)  # (*ids, d), sparse gradient
         return _rows(weight, ids)
 
     def text_side(self, ids: Tensor | None = None) -> Tensor:

@@ -56,7 +56,8 @@ def build_align_expert(pretrained: Expert, model_cfg: ModelConfig, text_emb: Ten
     if text_emb.shape[0] != id_table.shape[0]:
         raise PadError(f"the embeddings have {text_emb.shape[0] - 1} items but the pretrained model has "
                        f"{id_table.shape[0] - 1}; rerun the embed and pretrain stages on the same items file")
-    items = AlignedItems(text_emb, model_cfg.dim, model_cfg.dropout, id_init=id_scale * id_table.cpu(), fusion=fusion)
+    items = AlignedItems(text_emb, model_cfg.dim, model_cfg.dropout, id_init=id_scale * id_table.cpu(), fusion=fusion,
+                         sparse=model_cfg.item_updates == "rows")
     expert = Expert(items, copy.deepcopy(pretrained.backbone).cpu())
     if mode == "frozen":
         items.freeze_ids()

@@ -116,8 +116,7 @@ def fit(model: nn.Module, data: TrainData, loss_fn: LossFn, valid_fn: ValidFn, c
     """
     rank, world = _world()
     device = next(model.parameters()).device
-    opt = torch.optim.AdamW(_param_groups(model, cfg.lr, lr_by_prefix or {}), lr=cfg.lr,
-                            weight_decay=cfg.weight_decay)
+    opt = Optimizer(model, cfg, lr_by_prefix or {})
     st: dict[str, Any] = {"epoch": 0, "best_epoch": 0, "best_valid": {}, "best_state": None,
                           "bad_epochs": 0, "rows": [], "train_s": 0.0, "stop_reason": ""}
     last = Path(resume_dir) / "last.pt" if resume_dir else None
@@ -179,17 +178,55 @@ def _resume_state(last: Path | None, device: torch.device) -> dict[str, Any] | N
         return None
 
 
-def _param_groups(model: nn.Module, lr: float, lr_by_prefix: dict[str, float]) -> list[dict[str, Any]]:
-    """AdamW groups: trainable parameters, each with the lr of the first matching name prefix (else `lr`)."""
+class Optimizer:
+    """AdamW over the trainable parameters, except the item tables with sparse gradients
+    (`model.item_updates: rows`): those get SparseAdam, lazy Adam that reads and updates only the rows a
+    batch touched, so a step's cost follows the batch, not the catalogue. Stepped, zeroed and saved as one."""
+
+    def __init__(self, model: nn.Module, cfg: TrainConfig, lr_by_prefix: dict[str, float]) -> None:
+        sparse = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding) and m.sparse}
+        dense_groups = _param_groups(model, cfg.lr, lr_by_prefix, lambda p: id(p) not in sparse)
+        sparse_groups = _param_groups(model, cfg.lr, lr_by_prefix, lambda p: id(p) in sparse)
+        if sparse_groups and cfg.weight_decay > 0:
+            raise PadError(f"weight_decay is {cfg.weight_decay}, but with 'model.item_updates' rows the item table "
+                           "gets lazy Adam, which has no weight decay; set the phase's weight_decay to 0 or "
+                           "'model.item_updates' to dense")
+        # fused: one multi-threaded kernel for the whole update; on a 423k x 64 table 17 ms a step instead
+        # of 158 ms for the default per-tensor loop (benchmarks/scale.md, step cost)
+        fused = all(p.device.type in ("cpu", "cuda") for g in dense_groups for p in g["params"])
+        self.parts = [torch.optim.AdamW(dense_groups, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)]
+        if sparse_groups:
+            self.parts.append(torch.optim.SparseAdam(sparse_groups, lr=cfg.lr))
+
+    def zero_grad(self) -> None:
+        for part in self.parts:
+            part.zero_grad(set_to_none=True)
+
+    def step(self) -> None:
+        for part in self.parts:
+            part.step()
+
+    def state_dict(self) -> list[dict[str, Any]]:
+        return [part.state_dict() for part in self.parts]
+
+    def load_state_dict(self, states: list[dict[str, Any]]) -> None:
+        for part, state in zip(self.parts, states, strict=True):
+            part.load_state_dict(state)
+
+
+def _param_groups(model: nn.Module, lr: float, lr_by_prefix: dict[str, float],
+                  keep: Callable[[nn.Parameter], bool]) -> list[dict[str, Any]]:
+    """Optimizer groups of the trainable parameters that `keep`, each with the lr of the first matching name
+    prefix (else `lr`)."""
     groups: dict[float, list[nn.Parameter]] = {}
     for name, p in model.named_parameters():
-        if p.requires_grad:
+        if p.requires_grad and keep(p):
             own = next((v for prefix, v in lr_by_prefix.items() if name.startswith(prefix)), lr)
             groups.setdefault(own, []).append(p)
     return [{"params": ps, "lr": group_lr} for group_lr, ps in groups.items()]
 
 
-def _train_epoch(step: nn.Module, opt: torch.optim.Optimizer, data: TrainData, cfg: TrainConfig, epoch: int,
+def _train_epoch(step: nn.Module, opt: Optimizer, data: TrainData, cfg: TrainConfig, epoch: int,
                  rank: int, world: int, device: torch.device, desc: str) -> dict[str, float]:
     """One pass over the users; returns the epoch's mean loss and mean extra values (all ranks)."""
     totals: dict[str, float] = {}
@@ -204,7 +241,7 @@ def _train_epoch(step: nn.Module, opt: torch.optim.Optimizer, data: TrainData, c
             raise PadError(f"{desc} epoch {epoch}, batch {n + 1}: the training loss is {value}; check the params "
                            "(learning rate, loss weights) and the inputs (e.g. non-finite text embeddings); "
                            "nothing was saved from this run")
-        opt.zero_grad(set_to_none=True)
+        opt.zero_grad()
         loss.backward()
         opt.step()
         for k, v in {"loss": loss, **extra}.items():

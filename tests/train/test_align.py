@@ -163,3 +163,17 @@ def test_checkpoint_rebuilds_the_fusion_it_was_trained_with(project, tmp_path, f
     seqs = data.splits["test"].inputs[:5]
     expert.eval()
     torch.testing.assert_close(loaded.score(loaded.encode(seqs)), expert.score(expert.encode(seqs)))
+
+
+@pytest.mark.parametrize("mode", ["anchored", "non_anchored"])
+def test_row_updates_train_the_id_table_through_sparse_gradients(project, mode):
+    import dataclasses
+
+    data, text, pretrained = project
+    rows = dataclasses.replace(MODEL, loss="sampled_ce", item_updates="rows")
+    expert = build_align_expert(pretrained, rows, text, mode)
+    batch = next(data.train.batches(1, 16, 0))  # the module's data has loss ce: draw the negatives here
+    batch.negatives = torch.randint(1, N_ITEMS + 1, (*batch.targets.shape, 2), generator=torch.Generator().manual_seed(0))
+    loss, _ = align_objective(align_cfg(mode=mode), "sampled_ce")(expert, batch)
+    loss.backward()
+    assert torch.isfinite(loss) and expert.items.id_emb.weight.grad.is_sparse  # SparseAdam can step it

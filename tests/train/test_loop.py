@@ -104,7 +104,7 @@ def test_lr_by_prefix_gives_a_parameter_group_its_own_learning_rate():
 
     model = torch.nn.ModuleDict({"gate": torch.nn.Linear(2, 2), "body": torch.nn.Linear(2, 2)})
     model["body"].bias.requires_grad_(False)
-    groups = {g["lr"]: g["params"] for g in _param_groups(model, 1e-3, {"gate.": 0.05})}
+    groups = {g["lr"]: g["params"] for g in _param_groups(model, 1e-3, {"gate.": 0.05}, lambda p: True)}
     assert set(groups) == {1e-3, 0.05}
     assert {id(p) for p in groups[0.05]} == {id(p) for p in model["gate"].parameters()}
     assert [id(p) for p in groups[1e-3]] == [id(model["body"].weight)]  # frozen bias left out
@@ -145,3 +145,66 @@ def test_the_log_is_written_even_when_no_epoch_is_left_to_run(tmp_path):
     clear_resume(result)
     assert not (tmp_path / "r").exists()
     assert set(result.timings()) == {"seconds", "samples_per_s"}
+
+
+def rows_setup(loss="bce"):
+    rng = np.random.default_rng(0)
+    seqs = [rng.integers(1, 201, size=int(rng.integers(5, 12))) for _ in range(8)]
+    cfg = ModelConfig("sasrec", 8, 1, 2, 0.1, 8, loss, 2, item_updates="rows")
+    seed_everything(0)
+    model = build_id_expert(cfg, 200)
+    data = TrainData(seqs, 200, 8, {"bce": 1, "sampled_ce": 2}[loss])
+    return model, data, functools.partial(recommendation_loss, kind=loss)
+
+
+@pytest.mark.parametrize("loss", ["bce", "sampled_ce"])
+def test_row_updates_touch_only_the_rows_of_the_batch(loss):
+    from pad.train.loop import Optimizer
+
+    model, data, loss_fn = rows_setup(loss)
+    batch = next(data.batches(1, 4, seed=0))
+    touched = set(torch.cat([batch.inputs.flatten(), batch.targets.flatten(), batch.negatives.flatten()]).tolist()) - {0}
+    opt = Optimizer(model, tcfg(lr=0.05), {})
+    assert [type(p).__name__ for p in opt.parts] == ["AdamW", "SparseAdam"]
+    before = model.items().detach().clone()
+    opt.zero_grad()
+    loss_fn(model, batch).backward()
+    grad = model.items.embedding.weight.grad
+    assert grad.is_sparse and set(grad.coalesce().indices()[0].tolist()) <= touched
+    opt.step()
+    changed = set(torch.nonzero((model.items().detach() != before).any(1)).flatten().tolist())
+    assert changed and changed <= touched and len(touched) < 200  # the other rows did not move
+
+
+def test_row_updates_train_resume_and_reject_weight_decay(tmp_path):
+    from pad.train.loop import Optimizer
+
+    def run(resume_dir, kill_at=None):
+        model, data, loss_fn = rows_setup()
+        epochs = iter(range(1, 100))
+
+        def valid_fn(m):
+            if next(epochs) == kill_at:
+                raise Killed
+            return {"ndcg_10": -float(m.items().detach().norm()), "hr_10": 0.0}
+
+        result = fit(model, data, loss_fn, valid_fn, tcfg(epochs=3, patience=0, batch_size=4), resume_dir=resume_dir)
+        return model, result
+
+    full, result = run(tmp_path / "a")
+    assert result.rows[-1]["train_loss"] < result.rows[0]["train_loss"]
+    with pytest.raises(Killed):
+        run(tmp_path / "b", kill_at=2)
+    resumed, _ = run(tmp_path / "b")  # SparseAdam's state comes back with the AdamW state
+    for k, v in resumed.state_dict().items():
+        torch.testing.assert_close(v, full.state_dict()[k])
+    with pytest.raises(PadError, match="weight_decay is 0.1.*item_updates"):
+        Optimizer(full, tcfg(weight_decay=0.1), {})
+
+
+def test_dense_updates_use_the_fused_adamw():
+    from pad.train.loop import Optimizer
+
+    model, _, _ = setup()
+    (part,) = Optimizer(model, tcfg(), {}).parts
+    assert isinstance(part, torch.optim.AdamW) and part.defaults["fused"]
