@@ -125,7 +125,7 @@ class EmbedConfig:
     batch_size: Annotated[int, Range(ge=1)]
     shard_size: Annotated[int, Range(ge=1)]  # texts per cached shard
     device: str
-    dtype: Literal["auto", "float32", "bfloat16", "float16"]
+    dtype: Literal["auto", "float32", "bfloat16", "float16", "int8"]  # int8: dynamic int8 Linear layers, CPU only
 
 
 @dataclass(frozen=True)

@@ -75,9 +75,15 @@ def pick_device(name: str) -> torch.device:
 
 
 def pick_dtype(name: str, device: torch.device) -> torch.dtype:
-    """`auto`: bfloat16 on CUDA, float32 on CPU."""
+    """`auto`: bfloat16 on CUDA, float32 on CPU. `int8` (torch.qint8): float32 weights whose Linear layers
+    are quantized to int8 on load (dynamic quantization: activations quantized per batch), CPU only."""
     if name == "auto":
         return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if name == "int8":
+        if device.type != "cpu":
+            raise PadError(f"params.yaml: 'embed.dtype' int8 runs on CPU only, but 'embed.device' resolves to {device}; "
+                           "use bfloat16 on CUDA")
+        return torch.qint8
     return getattr(torch, name)
 
 
@@ -117,7 +123,8 @@ def load_encoder(spec: EncoderSpec) -> TextEncoder:
     try:
         tokenizer = AutoTokenizer.from_pretrained(where)
         kwargs = {"device_map": {"": str(spec.device)}} if spec.device.type == "cuda" else {}
-        model = AutoModel.from_pretrained(where, dtype=spec.dtype, **kwargs)
+        model = AutoModel.from_pretrained(where, dtype=torch.float32 if spec.dtype == torch.qint8 else spec.dtype,
+                                          **kwargs)
     except (OSError, ValueError, KeyError) as exc:
         raise PadError(f"model {spec.model.name!r} ({where}): cannot be loaded: {exc}") from None
     if spec.encoder == "llm2vec":
@@ -125,6 +132,8 @@ def load_encoder(spec: EncoderSpec) -> TextEncoder:
         for adapter in spec.adapters:
             model = merge_lora(model, adapter, spec.device)
     model.to(spec.device).eval()
+    if spec.dtype == torch.qint8:
+        model = quantize_linear_int8(model)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     if spec.encoder == "hf":
         return TextEncoder(model, tokenizer, spec, left_pad=False, pad_id=pad_id or 0, prefix=[], suffix="")
@@ -136,6 +145,19 @@ def load_encoder(spec: EncoderSpec) -> TextEncoder:
     prefix = bos + tokenizer(head + instruction, add_special_tokens=False)["input_ids"]
     suffix = LLAMA3_SUFFIX if llama3 else ""
     return TextEncoder(model, tokenizer, spec, left_pad=True, pad_id=pad_id or 0, prefix=prefix, suffix=suffix)
+
+
+def quantize_linear_int8(model: nn.Module) -> nn.Module:
+    """Every nn.Linear as a dynamically quantized int8 Linear (fbgemm; weights int8 per tensor, activations
+    quantized per batch); attention softmax, layer norms and pooling stay float32. Vectors change slightly:
+    benchmarks/embed.md measures their cosine to float32 and the speed."""
+    import warnings
+
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # quantized tensor creation is deprecated upstream (torchao)
+        return quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
 
 
 def make_bidirectional(model: nn.Module) -> None:

@@ -98,3 +98,27 @@ def test_auto_device_uses_cuda_in_bfloat16_and_returns_float32(llm2vec_cfg):
     cpu = encode_texts(load_encoder(resolve_spec(llm2vec_cfg)), ["milk candy", "coffee tea rice"], batch_size=2)
     assert gpu.dtype.name == "float32"
     torch.testing.assert_close(torch.from_numpy(gpu), torch.from_numpy(cpu), atol=0.1, rtol=0.05)
+
+
+@pytest.mark.parametrize("which", ["minilm_cfg", "llm2vec_cfg"])
+def test_int8_quantizes_every_linear_and_keeps_the_vectors_close(which, request, texts):
+    cfg = request.getfixturevalue(which)
+    spec = resolve_spec(replace(cfg, dtype="int8"))
+    assert spec.dtype == torch.qint8 and spec.meta["dtype"] == "qint8"  # its own cache key
+    enc = load_encoder(spec)
+    kinds = {type(m) for m in enc.model.modules()}
+    assert torch.ao.nn.quantized.dynamic.Linear in kinds and torch.nn.Linear not in kinds
+    q = encode_texts(enc, texts, batch_size=4)
+    ref = encode_texts(load_encoder(resolve_spec(cfg)), texts, batch_size=4)
+    assert q.dtype.name == "float32" and not (q == ref).all()
+    keep = (ref != 0).any(1)
+    assert (q[~keep] == 0).all()  # blank texts stay zero vectors
+    cos = torch.nn.functional.cosine_similarity(torch.from_numpy(q[keep]), torch.from_numpy(ref[keep]))
+    assert cos.min() > 0.9  # per-tensor int8 weights: close, not equal (benchmarks/embed.md: real titles)
+
+
+def test_int8_on_cuda_is_a_clear_error(minilm_cfg):
+    with pytest.raises(PadError, match="int8 runs on CPU only"):
+        from pad.embed.encoders import pick_dtype
+
+        pick_dtype("int8", torch.device("cuda", 0))
