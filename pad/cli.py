@@ -59,6 +59,15 @@ app.add_typer(exp_app, name="exp")
 _SET_PARAM = typer.Option([], "-S", "--set-param", help="Extra override for every member, e.g. -S data.source=pad_csv.")
 _MEMBER = typer.Option([], "--member", help="Only this member (repeatable), e.g. --member llm2vec.")
 _ALLOW_DIRTY = typer.Option(False, help="Queue even if params.yaml has uncommitted changes (they are inherited).")
+_SEEDS = typer.Option("", "--seeds", help="Run every member over seeds: a count (5: the committed seed and the 4 after "
+                      "it) or a list (2020,1,2); `pad report` shows mean ± std over them.")
+
+
+def _seeds(text: str) -> list[int]:
+    from pad.config import load_section
+    from pad.experiments import parse_seeds
+
+    return parse_seeds(text, load_section("seed")) if text else []
 
 
 @app.command("report")
@@ -99,22 +108,22 @@ def exp_list() -> None:
 @exp_app.command("queue")
 @friendly_errors
 def exp_queue(name: str, set_param: list[str] = _SET_PARAM, member: list[str] = _MEMBER,
-              allow_dirty: bool = _ALLOW_DIRTY) -> None:
+              allow_dirty: bool = _ALLOW_DIRTY, seeds: str = _SEEDS) -> None:
     """Queue a set (`dvc exp run --queue -n <set>-<value> -S ...` per member); run with `dvc exp run --run-all`."""
     from pad.experiments import queue_set
 
-    for queued in queue_set(name, Path.cwd(), set_param, member, allow_dirty):
+    for queued in queue_set(name, Path.cwd(), set_param, member, allow_dirty, _seeds(seeds)):
         print(f"queued {queued}")
 
 
 @exp_app.command("run")
 @friendly_errors
 def exp_run(name: str, set_param: list[str] = _SET_PARAM, member: list[str] = _MEMBER,
-            allow_dirty: bool = _ALLOW_DIRTY) -> None:
+            allow_dirty: bool = _ALLOW_DIRTY, seeds: str = _SEEDS) -> None:
     """Queue a set, then run the whole queue one at a time (`dvc exp run --run-all --jobs 1`)."""
     from pad.experiments import run_set
 
-    names = run_set(name, Path.cwd(), set_param, member, allow_dirty)
+    names = run_set(name, Path.cwd(), set_param, member, allow_dirty, _seeds(seeds))
     print(f"done: {', '.join(names)}; compare with `pad report --select '{name}-*'`")
 
 

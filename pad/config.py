@@ -197,7 +197,10 @@ class EvaluateConfig:
     valid_users: Annotated[int, Range(ge=0)]  # early stopping ranks this seeded sample of validation users; 0 = all
 
 
-SECTIONS: dict[str, type] = {
+Seed = Annotated[int, Range(ge=0, le=SEED_MAX)]
+
+SECTIONS: dict[str, Any] = {
+    "seed": Seed,  # one top-level value: every training phase's seed (`dvc exp run -S seed=3`)
     "paths": PathsConfig,
     "data": DataConfig,
     "embed": EmbedConfig,
@@ -207,6 +210,9 @@ SECTIONS: dict[str, type] = {
     "finetune": FinetuneConfig,
     "evaluate": EvaluateConfig,
 }
+
+# The training phases: their `seed` field is the top-level `seed`, so one value seeds them all.
+SEEDED = ("pretrain", "align", "finetune")
 
 # YAML keys that are Python keywords map to a trailing-underscore field (align.lambda -> lambda_).
 _KEYWORD_FIELDS = {"lambda": "lambda_"}
@@ -239,7 +245,17 @@ def load_section(name: str, path: str | Path = PARAMS_FILE) -> Any:
     raw = _read_sections(path)
     if name not in raw:
         raise PadError(f"{path}: missing section '{name}'")
-    return build(SECTIONS[name], raw[name], key=name, file=str(path))
+    if not dataclasses.is_dataclass(SECTIONS[name]):  # a top-level value (seed)
+        return _coerce(SECTIONS[name], raw[name], key=name, file=str(path))
+    value = raw[name]
+    if name in SEEDED and isinstance(value, dict):
+        if "seed" in value:
+            raise PadError(f"{path}: '{name}.seed' is not a key any more: the top-level 'seed' seeds every phase "
+                           f"(move its value there, or delete the line)")
+        if "seed" not in raw:
+            raise PadError(f"{path}: missing section 'seed' (the top-level seed of every training phase)")
+        value = {**value, "seed": _coerce(Seed, raw["seed"], key="seed", file=str(path))}
+    return build(SECTIONS[name], value, key=name, file=str(path))
 
 
 def load_all(path: str | Path = PARAMS_FILE) -> dict[str, Any]:

@@ -73,6 +73,8 @@ SCALE = (  # Electronics: 8.59 interactions a user; MIND: 15.34 (lengths above d
 )
 
 SETS: dict[str, ExperimentSet] = {s.name: s for s in (
+    ExperimentSet("default", "The committed params as they are (with --seeds N: the same run over N seeds)",
+                  (Member("run", {}),)),
     ExperimentSet("rq2", "RQ2: alignment mode (anchored by the rec. loss, or not, frozen ID table, none)",
                   _sweep("align.mode", ["anchored", "non_anchored", "frozen", "none"])),
     ExperimentSet("rq3", "RQ3: alignment kernel / loss",
@@ -138,8 +140,21 @@ def get_set(name: str) -> ExperimentSet:
     return SETS[name]
 
 
-def queue_commands(set_name: str, overrides: list[str] = (), members: list[str] = ()) -> list[list[str]]:
-    """The `dvc exp run --queue` argument lists for a set (pure: nothing runs)."""
+def parse_seeds(text: str, base: int) -> list[int]:
+    """`--seeds`: a count N (the committed seed `base` and the N-1 after it) or a comma list of seeds."""
+    try:
+        seeds = [int(t) for t in text.split(",")] if "," in text else list(range(base, base + int(text)))
+    except ValueError:
+        raise PadError(f"--seeds {text!r}: give a count (5) or a comma list of seeds (2020,1,2)") from None
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise PadError(f"--seeds {text!r}: need at least one seed, none negative or repeated")
+    return seeds
+
+
+def queue_commands(set_name: str, overrides: list[str] = (), members: list[str] = (),
+                   seeds: list[int] = ()) -> list[list[str]]:
+    """The `dvc exp run --queue` argument lists for a set (pure: nothing runs). With `seeds`, every member
+    runs once per seed (`-S seed=<s>`, named `<set>-<member>-s<s>`; `pad report` averages them)."""
     exp_set = get_set(set_name)
     known = {m.name: m for m in exp_set.members}
     unknown = [m for m in members if m not in known]
@@ -151,11 +166,16 @@ def queue_commands(set_name: str, overrides: list[str] = (), members: list[str] 
     if clash and len(chosen) > 1:
         raise PadError(f"-S {clash[0]} sets the param that set {set_name} varies; "
                        f"pick one member with --member ({', '.join(known)})")
+    if seeds and "seed" in extra:
+        raise PadError("-S seed=... and --seeds both set the seed; use one of them")
     commands = []
     for member in chosen:
         params = {k: format_value(v) for k, v in member.params.items()} | extra
-        sets = [arg for k, v in params.items() for arg in ("-S", f"{k}={v}")]
-        commands.append(["exp", "run", "--queue", "-n", f"{set_name}-{member.name}", *sets])
+        for seed in seeds or [None]:
+            name = f"{set_name}-{member.name}" if seed is None else f"{set_name}-{member.name}-s{seed}"
+            seeded = params if seed is None else params | {"seed": str(seed)}
+            sets = [arg for k, v in seeded.items() for arg in ("-S", f"{k}={v}")]
+            commands.append(["exp", "run", "--queue", "-n", name, *sets])
     return commands
 
 
@@ -173,9 +193,9 @@ def check_params_committed(root: Path) -> None:
 
 
 def queue_set(set_name: str, root: Path, overrides: list[str] = (), members: list[str] = (),
-              allow_dirty: bool = False) -> list[str]:
+              allow_dirty: bool = False, seeds: list[int] = ()) -> list[str]:
     """Queue a set's experiments in the DVC project at `root`; returns their names."""
-    commands = queue_commands(set_name, overrides, members)
+    commands = queue_commands(set_name, overrides, members, seeds)
     if not allow_dirty:
         check_params_committed(root)
     for args in commands:
@@ -184,9 +204,9 @@ def queue_set(set_name: str, root: Path, overrides: list[str] = (), members: lis
 
 
 def run_set(set_name: str, root: Path, overrides: list[str] = (), members: list[str] = (),
-            allow_dirty: bool = False) -> list[str]:
+            allow_dirty: bool = False, seeds: list[int] = ()) -> list[str]:
     """Queue a set, run the whole queue one experiment at a time, and fail if any of the set failed."""
-    names = queue_set(set_name, root, overrides, members, allow_dirty)
+    names = queue_set(set_name, root, overrides, members, allow_dirty, seeds)
     run_dvc(RUN_ALL, root, stream=True)
     failed = failed_names(parse_exp_show(load_exp_show(root)), names)
     if failed:

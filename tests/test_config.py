@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pad.config import SECTIONS, AlignConfig, FinetuneConfig, Range, load_all, load_section, train_config
+from pad.config import SECTIONS, SEEDED, AlignConfig, FinetuneConfig, Range, load_all, load_section, train_config
 from pad.errors import PadError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,6 +93,8 @@ OUT_OF_RANGE = [
     ("data.synthetic.drift", -0.1, "must be in [0, 1]"),
     ("data.synthetic.drift", 1.5, "must be in [0, 1]"),
     ("data.synthetic.popularity_exponent", -1, "must be >= 0"),
+    ("seed", -1, "must be in [0, 4294967295]"),
+    ("seed", 2**32, "must be in [0, 4294967295]"),
     ("data.synthetic.seed", -1, "must be in [0, 4294967295]"),
     ("data.synthetic.seed", 2**32, "must be in [0, 4294967295]"),
     ("embed.max_length", 0, "must be >= 1"),
@@ -111,7 +113,6 @@ OUT_OF_RANGE = [
         ("lr", 0, "must be > 0"),
         ("weight_decay", -0.01, "must be >= 0"),
         ("patience", -1, "must be >= 0"),
-        ("seed", -1, "must be in [0, 4294967295]"),
         ("time_budget_s", -1, "must be >= 0"),
     ]],
     ("align.lambda", -0.1, "must be >= 0"),
@@ -146,11 +147,12 @@ def _numeric_keys() -> set[str]:
                 yield from walk(tp, key)
             elif typing.get_origin(tp) is typing.Annotated or tp in (int, float):
                 yield key, tp
-    return {key: tp for name, cls in SECTIONS.items() for key, tp in walk(cls, name)}
+    return {key: tp for name, cls in SECTIONS.items()
+            for key, tp in (walk(cls, name) if dataclasses.is_dataclass(cls) else [(name, cls)])}
 
 
 def test_every_numeric_param_declares_its_range_and_is_tested():
-    keys = _numeric_keys()
+    keys = {k: tp for k, tp in _numeric_keys().items() if k not in {f"{p}.seed" for p in SEEDED}}  # = top-level seed
     for key, tp in keys.items():
         assert typing.get_origin(tp) is typing.Annotated, f"{key} has no Range"
         assert any(isinstance(m, Range) for m in tp.__metadata__), f"{key} has no Range"
@@ -234,3 +236,21 @@ def test_range_reads_as_a_rule():
     assert [str(r) for r in (Range(ge=1), Range(gt=0), Range(ge=0, lt=1), Range(le=5), Range())] == [
         ">= 1", "> 0", "in [0, 1)", "<= 5", "any finite number"]
     assert 0.5 in Range(ge=0, lt=1) and 1 not in Range(ge=0, lt=1) and 0 not in Range(gt=0)
+
+
+def test_one_top_level_seed_seeds_every_training_phase(tmp_path):
+    params = load_all(_params(tmp_path, _set("seed", 7)))
+    assert params["seed"] == 7
+    assert [params[phase].seed for phase in ("pretrain", "align", "finetune")] == [7, 7, 7]
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda p: p["align"].update(seed=3), "'align.seed' is not a key any more: the top-level 'seed' seeds every phase"),
+    (lambda p: p.pop("seed"), "missing section 'seed'"),
+    (_set("seed", "x"), "'seed' must be an integer"),
+])
+def test_a_phase_seed_left_over_or_a_missing_seed_is_one_line(tmp_path, edit, message):
+    path = _params(tmp_path, edit)
+    with pytest.raises(PadError, match=message) as err:
+        load_section("finetune" if "align" not in message else "align", path)
+    assert "\n" not in str(err.value)

@@ -13,7 +13,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hypothesis import given, strategies as st
 
 from pad import experiments as ex
-from pad.config import SECTIONS, build
+from pad.config import load_all
 from pad.errors import PadError
 from pad.report import parse_exp_show
 
@@ -59,7 +59,7 @@ def test_bad_inputs(args, match):
         ex.queue_commands(*args)
 
 
-def test_every_member_is_valid_params():
+def test_every_member_is_valid_params(tmp_path):
     """Each member applied to the project's params.yaml passes the strict config loader."""
     base = yaml.safe_load((REPO / "params.yaml").read_text())
     names = []
@@ -74,7 +74,8 @@ def test_every_member_is_valid_params():
                     node = node[part]
                 assert field in node, key
                 node[field] = PARSER.parse_overrides([f"x={ex.format_value(value)}"])[0].value()
-                build(SECTIONS[section], params[section], key=section, file="params.yaml")
+            (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+            load_all(tmp_path / "params.yaml")
     assert len(names) == len(set(names))
     assert all(n in ex.describe_sets() for n in names)
 
@@ -170,3 +171,17 @@ def test_real_queue_of_a_list_param(dvc_project):
 def test_queue_outside_git(tmp_path):
     with pytest.raises(PadError, match="not a git repository"):
         ex.queue_set("rq3", tmp_path)
+
+
+def test_seeds_run_every_member_once_per_seed():
+    assert ex.parse_seeds("3", 2020) == [2020, 2021, 2022] and ex.parse_seeds("2020,1,2", 0) == [2020, 1, 2]
+    for bad in ("x", "1,1", "-1,2", "0"):
+        with pytest.raises(PadError, match="--seeds"):
+            ex.parse_seeds(bad, 2020)
+    cmds = ex.queue_commands("rq3", ["data.source=pad_csv"], ["gaussian", "linear"], seeds=[2020, 1])
+    assert [c[4] for c in cmds] == ["rq3-gaussian-s2020", "rq3-gaussian-s1", "rq3-linear-s2020", "rq3-linear-s1"]
+    assert cmds[1][5:] == ["-S", "align.kernel=gaussian", "-S", "data.source=pad_csv", "-S", "seed=1"]
+    (plain,) = ex.queue_commands("default")
+    assert plain == ["exp", "run", "--queue", "-n", "default-run"]
+    with pytest.raises(PadError, match="--seeds both"):
+        ex.queue_commands("default", ["seed=3"], seeds=[1, 2])
