@@ -27,16 +27,17 @@ def main() -> None:
     model = build_pad(cfg.experts, cfg.gate, model_cfg, text_emb, data.item_buckets, n_buckets=data.n_buckets,
                       pretrain_path=paths.pretrain_model, align_path=paths.align_model)
     files = (paths.sequences, paths.items, paths.embeddings, paths.pretrain_model, paths.align_model)
-    result, gate_losses = finetune(data, model, model_cfg, cfg, ev, device=device_for(rank),
+    result, gate_losses, check = finetune(data, model, model_cfg, cfg, ev, device=device_for(rank),
                                    log_path=Path(paths.plots) / "finetune.tsv", resume_root=paths.train_cache,
                                    world=world, files=files)
-    metrics = finetune_metrics(model, data, result, gate_losses, ev)  # every rank scores its share of the users
+    metrics = finetune_metrics(model, data, result, gate_losses, ev, check)  # every rank scores its share of the users
     if rank == 0:
         save_pad(model, model_cfg, cfg, paths.finetune_model, best_epoch=result.best_epoch, valid=metrics["valid"])
         write_json(metrics, Path(paths.metrics) / "finetune.json")
         write_json(result.timings(), Path(paths.timings) / "finetune.json")
         clear_resume(result)
-        print(f"finetune ({'+'.join(model.names)}, gate {cfg.gate}): test HR@{ev.k} "
+        gate = cfg.gate if check is None or check.choice == "gate" else f"pinned to {check.choice} by gate_check"
+        print(f"finetune ({'+'.join(model.names)}, gate {gate}): test HR@{ev.k} "
               f"{metrics['test'][f'hr_{ev.k}']:.4f} nDCG@{ev.k} {metrics['test'][f'ndcg_{ev.k}']:.4f} "
               f"(LLM expert best epoch {result.best_epoch})")
     close_distributed()

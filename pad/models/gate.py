@@ -139,6 +139,23 @@ def build_gate(kind: GateKind, n_experts: int, n_buckets: int, experts: Sequence
     raise ValueError(f"unknown gate {kind!r}: use bucket, network or global")
 
 
+PIN = 100.0  # sigmoid(-100) = 3.7e-44, exp(-200) underflows: the other experts' weights vanish in float32
+
+
+@torch.no_grad()
+def pin_gate(gate: Gate, expert: int) -> None:
+    """Set the gate to weight 1 for expert number `expert` on every item (0 for the others): PAD then
+    ranks exactly as that expert alone (`pad.train.gate.check_gate`'s fallback)."""
+    if isinstance(gate, NetworkGate):
+        gate.from_logits.weight.zero_()
+        gate.out.weight.zero_()
+        gate.out.bias.fill_(-PIN)
+        gate.out.bias[expert] = PIN
+    else:
+        gate.raw.fill_(-PIN)  # bucket (E, B+1) or global (E,)
+        gate.raw[expert] = PIN
+
+
 @torch.no_grad()
 def gate_table(gate: Gate) -> Tensor:
     """(B, E) expert weights for buckets 1..B, for the evaluate stage's plot (network gate: logits = 0)."""

@@ -6,6 +6,8 @@
    alignment expert's text-only view (its tower and backbone, no ID vectors) and is fine-tuned alone with
    the recommendation loss `model.loss` (no MMD), early-stopped on validation nDCG.
 3. The gate is fitted on the validation split (held-out targets), with the experts fixed: `pad.train.gate`.
+   With `finetune.gate_check` it is first cross-fitted on two halves of the validation users; if on the
+   held-out halves it does not beat the best expert alone, it is pinned to that expert instead.
 
 Why not train the gate on the training sequences as the paper does: there the phase-1 ID expert has
 memorised the targets, so a gate fitted on them trusts it far too much. Measured on Prime Pantry
@@ -36,11 +38,11 @@ from pad.errors import PadError
 from pad.io import save_torch
 from pad.losses.recommendation import recommendation_loss
 from pad.models import Expert, build_backbone, build_id_expert
-from pad.models.gate import build_gate
+from pad.models.gate import build_gate, pin_gate
 from pad.models.pad import EXPERTS, PAD
 from pad.models.text import AlignedItems, TextItems, fusion_tower
 from pad.train.checkpoint import checkpoint_contents, load_checkpoint, load_pretrained, resume_folder
-from pad.train.gate import fit_gate
+from pad.train.gate import GateCheck, check_gate, fit_gate
 from pad.train.loop import FitResult, fit, seed_everything
 from pad.train.pretrain import Prepared, final_metrics, valid_headline
 
@@ -117,9 +119,11 @@ def _check_arch(saved: ModelConfig, cfg: ModelConfig, path: str | Path) -> None:
 
 def finetune(data: Prepared, model: PAD, model_cfg: ModelConfig, cfg: FinetuneConfig, ev: EvaluateConfig, *,
              device: torch.device, log_path: str | Path, resume_root: str | Path, world: int = 1,
-             files: tuple[str | Path, ...] = ()) -> tuple[FitResult, list[float]]:
+             files: tuple[str | Path, ...] = ()) -> tuple[FitResult, list[float], GateCheck | None]:
     """Fine-tune the LLM expert alone (in place; best-validation weights kept), then fit the gate on the
-    validation split. Returns the LLM expert's fit (epochs 0 without one) and the gate's epoch losses."""
+    validation split (checked first with `finetune.gate_check`: pinned to the best expert where it loses).
+    Returns the LLM expert's fit (epochs 0 without one), the gate's epoch losses (none when pinned) and
+    the check (None without one)."""
     seed_everything(cfg.seed)
     model.to(device)
     result = FitResult(best_epoch=0, best_valid={}, epochs_run=0, train_s=0.0, stop_reason="no llm expert")
@@ -128,21 +132,31 @@ def finetune(data: Prepared, model: PAD, model_cfg: ModelConfig, cfg: FinetuneCo
         result = fit(model.experts["llm"], data.train, functools.partial(recommendation_loss, kind=model_cfg.loss),
                      valid_headline(data, ev), train_config(cfg), log_path=log_path, resume_dir=resume,
                      monitor=f"ndcg_{ev.k}", desc="finetune llm")
-    gate_losses = fit_gate(model, data.splits["valid"], lr=cfg.gate_lr, epochs=cfg.gate_epochs,
-                           batch_size=cfg.batch_size, seed=cfg.seed, user_chunk=ev.user_chunk)
-    return result, gate_losses
+    valid = data.splits["valid"]
+    fit_on = functools.partial(fit_gate, lr=cfg.gate_lr, epochs=cfg.gate_epochs, batch_size=cfg.batch_size, seed=cfg.seed,
+                            user_chunk=ev.user_chunk)
+    check = None
+    if cfg.gate_check and len(model.names) > 1:
+        check = check_gate(model, valid, fit_on, k=ev.k, user_chunk=ev.user_chunk, seed=cfg.seed)
+    if check is not None and check.choice != "gate":
+        pin_gate(model.gate, model.names.index(check.choice))
+        return result, [], check
+    return result, fit_on(model, valid), check
 
 
 def finetune_metrics(model: PAD, data: Prepared, result: FitResult, gate_losses: Sequence[float],
-                     ev: EvaluateConfig) -> dict[str, Any]:
+                     ev: EvaluateConfig, check: GateCheck | None = None) -> dict[str, Any]:
     """metrics/finetune.json: pretrain.json's layout (valid, test, train: of the LLM expert's fine-tuning, plus
-    the gate's last fitting loss) and the gate's weights."""
+    the gate's last fitting loss), the gate's weights and its check (cross-fitted valid nDCG, choice)."""
     metrics = final_metrics(model, data, result, ev)
     if gate_losses:
         metrics["train"]["gate_loss"] = round(gate_losses[-1], 6)
     table = model.gate_weights()  # (B, E)
     metrics["gate"] = {name: {str(b + 1): round(float(table[b, e]), 4) for b in range(len(table))}
                        for e, name in enumerate(model.names)}
+    if check is not None:
+        metrics["gate_check"] = {"choice": check.choice, "folds": check.folds,
+                                 f"valid_ndcg_{ev.k}": check.valid_ndcg}
     return metrics
 
 

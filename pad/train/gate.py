@@ -6,15 +6,25 @@ the training targets best (the phase-1 ID expert, which has memorised them), not
 on the validation targets it learns the latter. Loss: softmax cross-entropy of the fused logits over the
 whole catalogue at each user's last position, the user's history excluded as in the evaluation (users
 whose target is in their history are skipped: the protocol can never rank them).
+
+A gate fitted on few validation targets can overfit and make PAD worse than its best expert (issue 14:
+one seed of a ~1,000-user data set). `check_gate` cross-fits it over two halves of the validation users and
+keeps it only where it beats every expert on the held-out half; otherwise the gate is pinned to the best
+expert (`pad.models.gate.pin_gate`), so PAD is that expert (`finetune.gate_check`).
 """
 from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.utils._pytree import tree_map
 
-from pad.evaluation.ranking import RankingSplit
+from pad.evaluation.ranking import RankingSplit, hit_ndcg, split_ranks, users_per_chunk
+from pad.models.expert import Expert
 from pad.models.pad import PAD
 
 
@@ -56,3 +66,55 @@ def fit_gate(model: PAD, split: RankingSplit, *, lr: float, epochs: int, batch_s
                 total += loss.item() * len(rows)
             losses.append(total / max(len(order), 1))
     return losses
+
+
+@dataclass(frozen=True)
+class GateCheck:
+    """The held-out check of a gate (DESIGN §6: the gate must never make PAD worse than its best expert).
+
+    `valid_ndcg`: mean nDCG@k (%) over the validation users of the cross-fitted gate (each user scored by
+    a gate fitted on the other fold) and of each expert alone; `choice`: "gate" when the cross-fitted gate
+    beats every expert, else the best expert, to which the final gate is pinned (weight 1 for every item)."""
+
+    valid_ndcg: dict[str, float]
+    choice: str
+    folds: int
+
+
+def check_gate(model: PAD, split: RankingSplit, fit: Callable[[PAD, RankingSplit], object], *, k: int,
+               user_chunk: int, seed: int, folds: int = 2) -> GateCheck:
+    """Cross-fit the gate over `folds` seeded folds of the validation users (fit on the others, score the
+    held-out fold) and compare with each expert alone on the same users; validation data only. The gate
+    is left as it was (its starting weights): the caller fits it on every user or pins it (`pin_gate`)."""
+    start = copy.deepcopy(model.gate.state_dict())
+    fold = torch.randperm(len(split.targets), generator=torch.Generator().manual_seed(seed)) % folds  # (U,)
+    gated = torch.zeros(len(split.targets))
+    for f in range(folds):
+        model.gate.load_state_dict(start)
+        fit(model, _subset(split, fold != f))
+        gated[fold == f] = user_ndcg(model, _subset(split, fold == f), k, user_chunk)
+    model.gate.load_state_dict(start)
+    scores = {"gate": gated} | {name: user_ndcg(e, split, k, user_chunk) for name, e in model.experts.items()}
+    means = {name: round(100.0 * float(v.mean()), 4) for name, v in scores.items()}
+    best = max(model.names, key=lambda name: means[name])  # ties: the first in id, align, llm order
+    return GateCheck(means, "gate" if means["gate"] > means[best] else best, folds)
+
+
+def user_ndcg(scorer: PAD | Expert, split: RankingSplit, k: int, user_chunk: int) -> Tensor:
+    """(U,) nDCG@k of each user's target, history excluded (the evaluation's protocol and tie rule)."""
+    was_training = scorer.training
+    scorer.eval()
+    try:
+        tables = scorer.cached_items() if isinstance(scorer, PAD) else scorer.one_table()
+        with torch.no_grad(), tables:
+            device = scorer.item_buckets.device if isinstance(scorer, PAD) else next(scorer.parameters()).device
+            moved = RankingSplit(split.inputs.to(device), split.targets, split.history)
+            n_rows = len(scorer.item_buckets) if isinstance(scorer, PAD) else len(scorer.item_vectors())
+            masked, _ = split_ranks(scorer, moved, users_per_chunk(user_chunk, n_rows))
+    finally:
+        scorer.train(was_training)
+    return hit_ndcg(masked, k)[1]
+
+
+def _subset(split: RankingSplit, keep: Tensor) -> RankingSplit:
+    return RankingSplit(split.inputs[keep], split.targets[keep], split.history[keep])

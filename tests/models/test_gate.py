@@ -113,3 +113,17 @@ def test_removing_an_expert_removes_its_parameters():
     for kind in KINDS:
         three, two = build_gate(kind, 3, 10), build_gate(kind, 2, 10)
         assert sum(p.numel() for p in two.parameters()) < sum(p.numel() for p in three.parameters())
+
+
+@pytest.mark.parametrize("kind", ["bucket", "network", "global"])
+def test_a_pinned_gate_is_exactly_one_expert(kind):
+    from pad.models.gate import build_gate, pin_gate
+
+    gate = build_gate(kind, 3, 4, ["id", "align", "llm"])
+    logits = [torch.randn(5, 7, generator=torch.Generator().manual_seed(e)) * 10 for e in range(3)]
+    buckets = torch.randint(0, 5, (7,), generator=torch.Generator().manual_seed(9))
+    for e in range(3):
+        pin_gate(gate, e)
+        w = gate.weights(buckets, logits) if kind == "network" else gate.weights(buckets)
+        assert (w.argmax(-1) == e).all() and (w[..., e] == 1).all()
+        assert torch.equal(gate(logits, buckets), logits[e])  # the same floats: the same ranking

@@ -1,6 +1,7 @@
 """Phase 3: building PAD from the phase checkpoints, training it with every backbone, save/load."""
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import numpy as np
@@ -29,9 +30,10 @@ def model_cfg(backbone: str = "sasrec", loss: str = "ce", dim: int = 16) -> Mode
     return ModelConfig(backbone=backbone, dim=dim, blocks=1, heads=2, dropout=0.1, max_len=6, loss=loss, negatives=2)
 
 
-def ft_cfg(gate: str = "bucket", experts=("id", "align", "llm"), epochs: int = 2) -> FinetuneConfig:
+def ft_cfg(gate: str = "bucket", experts=("id", "align", "llm"), epochs: int = 2, check: bool = False) -> FinetuneConfig:
     return FinetuneConfig(epochs=epochs, batch_size=32, lr=0.01, weight_decay=0.0, patience=0, seed=1,
-                          time_budget_s=0, gate=gate, experts=tuple(experts), gate_lr=0.05, gate_epochs=2)
+                          time_budget_s=0, gate=gate, experts=tuple(experts), gate_lr=0.05, gate_epochs=2,
+                          gate_check=check)
 
 
 def prepared(cfg: ModelConfig) -> Prepared:
@@ -59,11 +61,11 @@ def test_finetune_trains_every_backbone_and_keeps_text_frozen(tmp_path, backbone
     model = build_pad(["llm", "id", "align"], gate, cfg, text(), data.item_buckets, n_buckets=N_BUCKETS)
     assert model.names == ["id", "align", "llm"]  # canonical order
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    result, gate_losses = finetune(data, model, cfg, ft_cfg(gate), EV, device=torch.device("cpu"),
+    result, gate_losses, check = finetune(data, model, cfg, ft_cfg(gate), EV, device=torch.device("cpu"),
                                    log_path=tmp_path / "ft.tsv", resume_root=tmp_path / "cache")
     after = model.state_dict()
     assert result.epochs_run == 2 and (tmp_path / "ft.tsv").read_text().startswith("epoch\ttrain_loss")
-    assert len(gate_losses) == 2 and all(np.isfinite(gate_losses))
+    assert len(gate_losses) == 2 and all(np.isfinite(gate_losses)) and check is None
     assert torch.equal(model.experts["llm"].items.text_emb, text())  # raw LLM embeddings frozen
     assert "text_emb" not in " ".join(after)  # ... and not saved
     for name in ("experts.llm.items.mlp.weight", next(k for k in after if k.startswith("gate."))):
@@ -82,7 +84,7 @@ def test_learns_the_walk(tmp_path):
     data = prepared(cfg)
     torch.manual_seed(0)
     model = build_pad(["id", "llm"], "bucket", cfg, text(), data.item_buckets, n_buckets=N_BUCKETS)
-    result, _ = finetune(data, model, cfg, ft_cfg(experts=("id", "llm"), epochs=8), EV, device=torch.device("cpu"),
+    result, _, _ = finetune(data, model, cfg, ft_cfg(experts=("id", "llm"), epochs=8), EV, device=torch.device("cpu"),
                          log_path=tmp_path / "ft.tsv", resume_root=tmp_path)
     assert result.best_valid["hr_10"] > 60  # the LLM expert alone; 10 of 30 items would be chance (33%)
 
@@ -169,3 +171,34 @@ def test_empty_coldest_buckets_keep_b_buckets_in_metrics_gate_and_checkpoint(tmp
     loaded = load_pad_model(tmp_path / "m.pt", text())
     assert loaded.gate.n_buckets == 7 and loaded.gate_weights().shape == (7, 2)
     torch.testing.assert_close(loaded.gate_weights(), model.gate_weights())
+
+
+def test_gate_check_keeps_the_gate_only_where_it_beats_every_expert_on_held_out_users(tmp_path):
+    from pad.evaluation.ranking import evaluate_split
+    from pad.models.gate import pin_gate
+    from pad.train.gate import check_gate
+
+    cfg = model_cfg()
+    data = prepared(cfg)
+    torch.manual_seed(0)
+    model = build_pad(["id", "align", "llm"], "bucket", cfg, text(), data.item_buckets, n_buckets=N_BUCKETS)
+    result, gate_losses, check = finetune(data, model, cfg, ft_cfg(check=True), EV, device=torch.device("cpu"),
+                                          log_path=tmp_path / "ft.tsv", resume_root=tmp_path / "cache")
+    valid = data.splits["valid"]
+    alone = {n: evaluate_split(e, valid, data.item_buckets, 10, 32, n_buckets=N_BUCKETS)["ndcg_10"]
+             for n, e in model.experts.items()}
+    assert {n: check.valid_ndcg[n] for n in alone} == alone  # each expert alone: the evaluation's own numbers
+    pad_valid = evaluate_split(model, valid, data.item_buckets, 10, 32, n_buckets=N_BUCKETS)["ndcg_10"]
+    if check.choice == "gate":
+        assert check.valid_ndcg["gate"] > max(alone.values()) and len(gate_losses) == 2
+    else:  # pinned: PAD is exactly its best expert
+        assert check.choice == max(alone, key=alone.get) and gate_losses == [] and pad_valid == alone[check.choice]
+    metrics = finetune_metrics(model, data, result, gate_losses, EV, check)
+    assert metrics["gate_check"] == {"choice": check.choice, "folds": 2, "valid_ndcg_10": check.valid_ndcg}
+
+    # a gate whose fit always picks the worst expert loses the held-out check: the best expert is chosen
+    worst = min(alone, key=alone.get)
+    start = copy.deepcopy(model.gate.state_dict())
+    forced = check_gate(model, valid, lambda m, s: pin_gate(m.gate, m.names.index(worst)), k=10, user_chunk=32, seed=0)
+    assert forced.valid_ndcg["gate"] == alone[worst] and forced.choice == max(alone, key=alone.get)
+    assert all(torch.equal(v, start[k]) for k, v in model.gate.state_dict().items())  # left as it was
