@@ -103,6 +103,8 @@ class DataConfig:
     min_interactions: Annotated[int, Range(ge=3)]  # a training item, the valid target, the test target
     max_items: Annotated[int, Range(ge=4)]  # >= min_interactions; 4 = one training (input, target) pair
     n_buckets: Annotated[int, Range(ge=1, le=127)]  # stored as int8; <= items (checked in prepare)
+    sample_users: Annotated[int, Range(ge=0)]  # keep a seeded sample of this many users (after the filters); 0 = all
+    sample_seed: Annotated[int, Range(ge=0, le=SEED_MAX)]
     synthetic: SyntheticConfig
 
     def problems(self) -> Iterator[tuple[str, str]]:

@@ -85,6 +85,8 @@ OUT_OF_RANGE = [
     ("data.max_items", 3, "must be >= 4"),
     ("data.n_buckets", 0, "must be in [1, 127]"),
     ("data.n_buckets", 128, "must be in [1, 127]"),
+    ("data.sample_users", -1, "must be >= 0"),
+    ("data.sample_seed", -1, "must be in [0, 4294967295]"),
     ("data.synthetic.users", 0, "must be >= 1"),
     ("data.synthetic.items", 0, "must be >= 1"),
     ("data.synthetic.topics", 0, "must be >= 1"),

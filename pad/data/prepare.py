@@ -1,7 +1,8 @@
 """The `prepare` stage's logic (DESIGN §2): raw source -> sequences, items with buckets, metrics.
 
 Rules, in order: interactions sorted by time per user (ties keep file order); users with fewer than
-`min_interactions` dropped; each user keeps the latest `max_items`; items numbered 1..N in the items
+`min_interactions` dropped; with `sample_users`, a seeded sample of that many of the remaining users (in
+their order) is kept; each user keeps the latest `max_items`; items numbered 1..N in the items
 file's order (0 = padding; items nobody interacts with are dropped unless the source's items file is
 the catalogue itself: pad_csv, synthetic); users numbered 0..U-1 by their first interaction.
 Split (leave-one-out): test target = seq[-1], valid target = seq[-2], training part = seq[:-2];
@@ -57,6 +58,10 @@ def preprocess(raw: RawData, cfg: DataConfig) -> Prepared:
                else "check the data or lower 'data.min_interactions'")
         raise PadError(f"{PARAMS_FILE}: no user is left: none of the {total_users} users read has >= "
                        f"{cfg.min_interactions} interactions ('data.min_interactions'); {fix}")
+    kept_users = seqs.height
+    if 0 < cfg.sample_users < seqs.height:  # a seeded sample of the users, kept in their order
+        keep = np.sort(np.random.default_rng(cfg.sample_seed).choice(seqs.height, cfg.sample_users, replace=False))
+        seqs = seqs[keep]
     before_cut = int(seqs["item"].list.len().sum())
     seqs = seqs.with_columns(pl.col("item").list.tail(cfg.max_items))
 
@@ -91,7 +96,7 @@ def preprocess(raw: RawData, cfg: DataConfig) -> Prepared:
     items = with_n_buckets(items, cfg.n_buckets)
 
     metrics = _metrics(cfg, raw, flat, offsets, freq, bucket, cuts, texts)
-    metrics.update(dropped_short_users=total_users - seqs.height,
+    metrics.update(dropped_short_users=total_users - kept_users, sampled_out_users=kept_users - seqs.height,
                    truncated_interactions=before_cut - len(flat),
                    unused_items=int(n_items - len(used)))
     return Prepared(items, sequences, metrics)

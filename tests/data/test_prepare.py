@@ -117,3 +117,16 @@ def test_items_without_n_buckets_or_with_buckets_beyond_it_are_refused(tmp_path)
         read_item_buckets(tmp_path / "bad.parquet")
     write_items(items, tmp_path / "ok.parquet", n_buckets=4)
     assert read_item_buckets(tmp_path / "ok.parquet")[1] == 4
+
+
+def test_sample_users_keeps_a_seeded_sample_in_order_after_the_filters(data_cfg):
+    seqs = {f"u{u:02d}": [f"i{(u + k) % 12:02d}" for k in range(5 + u % 3)] for u in range(20)}
+    seqs["short"] = ["i0", "i1"]
+    full = preprocess(raw(seqs), data_cfg())
+    a = preprocess(raw(seqs), data_cfg(sample_users=7, sample_seed=1))
+    assert a.metrics["users"] == 7 and a.metrics["dropped_short_users"] == 1 and a.metrics["sampled_out_users"] == 13
+    users = a.sequences.column("user_id").to_pylist()
+    assert users == sorted(users) and set(users) < set(full.sequences.column("user_id").to_pylist())
+    assert preprocess(raw(seqs), data_cfg(sample_users=7, sample_seed=1)).sequences.equals(a.sequences)
+    assert preprocess(raw(seqs), data_cfg(sample_users=7, sample_seed=2)).sequences.column("user_id").to_pylist() != users
+    assert preprocess(raw(seqs), data_cfg(sample_users=50)).sequences.equals(full.sequences)  # more than there are: all
