@@ -78,14 +78,21 @@ def report(
     source: Path | None = typer.Option(None, "--from", help="Saved `dvc exp show --json` output."),
     split: str = typer.Option("test", help="test or valid."),
     select: list[str] = typer.Option([], help="Only experiments matching this glob (repeatable), e.g. 'rq3-*'."),
+    per_user: Path | None = typer.Option(None, help="Per-user scores for the paired tests (default: "
+                                         "metrics/per_user.parquet if present: the workspace's run)."),
 ) -> None:
-    """Table 2 of the paper (HR@10, nDCG@10, PAD's gain, warm/median/cold) from `dvc exp show`."""
+    """Table 2 of the paper (HR@10, nDCG@10, PAD's gain, warm/median/cold) from `dvc exp show`, the models by
+    user history length, and paired tests over users of PAD vs SASRec and vs the alignment expert."""
     from pad import report as rep
 
     if split not in ("test", "valid"):
         raise PadError(f"--split {split!r}: expected test or valid")
     rows = rep.select(rep.parse_exp_show(rep.load_exp_show(Path.cwd(), source)), select)
-    table = rep.render_table(rows, split)
+    table = rep.render_table(rows, split) + "\n" + rep.render_history_table(rows, split)
+    if per_user is None and Path(rep.PER_USER_FILE).is_file():
+        per_user = Path(rep.PER_USER_FILE)
+    if per_user is not None:
+        table += "\n" + rep.render_significance(rep.significance(per_user, split), per_user, split)
     if out is None:
         print(table, end="")
     else:

@@ -21,10 +21,13 @@ from pad.errors import PadError
 from pad.io import atomic_path
 
 METRICS_FILE = "metrics/evaluate.json"
+PER_USER_FILE = "metrics/per_user.parquet"  # the evaluate stage's per-user scores (pad.evaluation.per_user)
 PARAMS_FILE = "params.yaml"
 MISSING = "–"
 MODELS = (("sasrec", "SASRec"), ("align", "Align"), ("pad", "PAD"))
 GROUPS = ("warm", "median", "cold")
+USER_GROUPS = ("short", "medium", "long")  # users by training-history length (pad.evaluation.users)
+BASELINES = (("sasrec", "SASRec"), ("align", "Align"))  # what PAD is tested against, user by user
 
 
 @dataclass(frozen=True)
@@ -175,6 +178,61 @@ def render_table(rows: list[Experiment], split: str = "test") -> str:
         cells += [improvement(r.metrics, split, m) for m in ("hr_10", "ndcg_10")]
         cells += [_num(r.metrics, f"{split}.pad.{g}.{m}") for g in GROUPS for m in ("hr_10", "ndcg_10")]
         lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def render_history_table(rows: list[Experiment], split: str = "test") -> str:
+    """Markdown: one row per experiment, HR@10 and nDCG@10 of every model per user history-length group."""
+    if not rows:
+        raise PadError("no experiments found: run `dvc repro` (baseline) or `dvc exp run` first")
+    header = ["Experiment"] + [f"{label} {g} {m}" for _, label in MODELS for g in USER_GROUPS
+                               for m in ("HR@10", "nDCG@10")]
+    lines = [f"By user history length ({split}; short / medium / long = terciles of the training-history "
+             f"length, `{split}.<model>.history`, cut points in `history_groups`):", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        name = r.name if r.status in ("baseline", "success", "workspace") else f"{r.name} ({r.status})"
+        cells = [name] + [_num(r.metrics, f"{split}.{model}.history.{g}.{m}") for model, _ in MODELS
+                          for g in USER_GROUPS for m in ("hr_10", "ndcg_10")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def significance(per_user: Path, split: str = "test", resamples: int = 1000, seed: int = 0) -> list:
+    """PAD against each of BASELINES on per-user nDCG@10 of `split`, overall, per item group and per user
+    group (pad.evaluation.significance.paired_by_group over the evaluate stage's per-user Parquet)."""
+    from pad.evaluation.per_user import read_per_user
+    from pad.evaluation.significance import paired_by_group
+
+    df, info = read_per_user(per_user)
+    metric = f"ndcg_{info['k']}"
+    return [c for base, _ in BASELINES
+            for c in paired_by_group(df, split, "pad", base, metric, GROUPS, USER_GROUPS, resamples, seed)]
+
+
+def _signed(x: float) -> str:
+    return f"{x:+.3f}"
+
+
+def render_significance(comparisons: list, source: Path, split: str = "test") -> str:
+    """Markdown: per comparison and group, users, both means, the mean difference with its paired bootstrap
+    95% CI and the Wilcoxon signed-rank p (nDCG@10 in %)."""
+    labels = dict(MODELS)
+    lines = [f"Paired tests over users ({split}, per-user nDCG@10 in %, history excluded; `{source}`): "
+             "Δ = mean difference, its paired bootstrap 95% CI (1000 seeded resamples of users), "
+             "Wilcoxon signed-rank p (users with equal scores dropped):", "",
+             "| Comparison | Group | Users | PAD nDCG@10 | Other nDCG@10 | Δ | 95% CI | Wilcoxon p |",
+             "|" + "---|" * 8]
+    for c in comparisons:
+        group = f"{c.group} items" if c.group in GROUPS else f"{c.group} history" if c.group in USER_GROUPS else c.group
+        head = [f"PAD vs {labels.get(c.b, c.b)}", group]
+        t = c.test
+        if t is None:
+            lines.append("| " + " | ".join(head + ["0"] + [MISSING] * 5) + " |")
+            continue
+        cells = [str(t.n), f"{100 * t.mean_a:.3f}", f"{100 * t.mean_b:.3f}", _signed(100 * t.mean_diff),
+                 f"[{_signed(100 * t.ci_low)}, {_signed(100 * t.ci_high)}]", f"{t.p_value:.2g}"]
+        lines.append("| " + " | ".join(head + cells) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -1,4 +1,5 @@
-"""Evaluate the three phases' models (full ranking, per bucket and group), Kendall's tau, and plots."""
+"""Evaluate the three phases' models (full ranking, per bucket, item group and user group), Kendall's tau, plots,
+and the per-user scores the paired tests of `pad report` read."""
 import time
 from pathlib import Path
 
@@ -9,7 +10,10 @@ from pad.embed.store import load_embeddings
 from pad.errors import PadError
 from pad.errors import friendly_errors
 from pad.evaluation.kendall import load_sequences_and_buckets
-from pad.evaluation.phases import bucket_rows, evaluate_models, gate_rows, phase_tables, tau_report, write_tsv
+from pad.evaluation.per_user import read_user_idx, write_per_user
+from pad.evaluation.phases import (bucket_rows, evaluate_models_per_user, gate_rows, history_rows, phase_tables,
+                                   tau_report, write_tsv)
+from pad.evaluation.users import describe_groups, history_groups
 from pad.io import write_json
 from pad.models.pad import PAD
 from pad.train.align import load_align_expert
@@ -36,8 +40,11 @@ def main() -> None:
     sequences, item_bucket = load_sequences_and_buckets(paths.sequences, paths.items)
     models = {"sasrec": PAD.single(pretrained, buckets, n_buckets), "align": PAD.single(aligned, buckets, n_buckets),
               "pad": pad}
-    metrics = evaluate_models(models, ranking_splits(sequences, model_cfg.max_len), buckets, ev.k, ev.user_chunk,
-                              n_buckets=n_buckets)
+    groups = history_groups(sequences)
+    metrics, per_user = evaluate_models_per_user(
+        models, ranking_splits(sequences, model_cfg.max_len), buckets, ev.k, ev.user_chunk, n_buckets=n_buckets,
+        groups=groups, user_idx=read_user_idx(paths.sequences, len(sequences)))
+    metrics["history_groups"] = describe_groups(groups)
     metrics["tau"] = tau_report(pretrained.item_vectors().detach(), phase_tables(pretrained, aligned, pad),
                                 sequences, item_bucket, n_buckets, ev.tau_max_pairs, ev.seed)
     metrics["models"] = {"backbone": model_cfg.backbone, "experts": "+".join(pad.names)}
@@ -46,6 +53,8 @@ def main() -> None:
         write_json({"seconds": round(time.perf_counter() - start, 1)}, Path(paths.timings) / "evaluate.json")
         write_tsv(bucket_rows(metrics, ev.k), Path(paths.plots) / "buckets_ndcg.tsv")
         write_tsv(gate_rows(pad), Path(paths.plots) / "gate_weights.tsv")
+        write_tsv(history_rows(metrics, ev.k), Path(paths.plots) / "history_ndcg.tsv")
+        write_per_user(per_user, Path(paths.metrics) / "per_user.parquet", ev.k, n_buckets, groups)
         test = metrics["test"]
         print("evaluate (test, history excluded): " + ", ".join(
             f"{name} HR@{ev.k} {m[f'hr_{ev.k}']:.4f} nDCG@{ev.k} {m[f'ndcg_{ev.k}']:.4f}" for name, m in test.items()))

@@ -80,6 +80,19 @@ def test_dvc_repro_all_stages_then_nothing(tmp_path, copy_project):
     gate = (project / "plots/gate_weights.tsv").read_text().splitlines()
     assert gate[0] == "bucket\tid\talign\tllm" and len(gate) == 11
     assert "test.pad.cold.hr_10" in run([*dvc, "metrics", "show", "--precision", "2"], project, env)
+    assert sum(g["users"] for g in m["history_groups"].values()) == 150
+    assert sum(m["test"]["pad"]["history"][g]["users"] for g in ("short", "medium", "long")) == 150
+    history = (project / "plots/history_ndcg.tsv").read_text().splitlines()
+    assert history[0] == "group\tsasrec\talign\tpad" and len(history) == 4
+    import polars as pl
+
+    per_user = pl.read_parquet(project / "metrics/per_user.parquet")
+    assert per_user.height == 2 * 3 * 150  # valid and test, sasrec / align / pad, every user
+    test_pad = per_user.filter((pl.col("split") == "test") & (pl.col("model") == "pad"))
+    assert round(100 * test_pad["hr_10"].mean(), 4) == m["test"]["pad"]["hr_10"]
+    fixture = REPO / "tests/fixtures/exp_show.json"  # the table's rows; the paired tests read this run's Parquet
+    report = run([sys.executable, "-m", "pad", "report", "--from", str(fixture)], project, env)
+    assert "| PAD vs SASRec | cold items |" in report and "| PAD vs Align | short history |" in report
 
     second = run([*dvc, "repro"], project, env)
     assert "Running stage" not in second

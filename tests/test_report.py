@@ -100,11 +100,13 @@ def test_png_written(doc, tmp_path):
         report.plot_buckets(rows, tmp_path / "valid.png", split="valid")
 
 
-def test_cli_report_from_file(tmp_path):
+def test_cli_report_from_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no metrics/per_user.parquet here: no paired tests
     out, png = tmp_path / "results.md", tmp_path / "b.png"
     result = CliRunner().invoke(app, ["report", "--from", str(FIXTURE), "--out", str(out), "--png", str(png)])
     assert result.exit_code == 0, result.output
-    assert out.read_text() == report.render_table(report.parse_exp_show(json.loads(FIXTURE.read_text())))
+    rows = report.parse_exp_show(json.loads(FIXTURE.read_text()))
+    assert out.read_text() == report.render_table(rows) + "\n" + report.render_history_table(rows)
     assert png.stat().st_size > 0
     bad = CliRunner().invoke(app, ["report", "--from", str(FIXTURE), "--split", "train"])
     assert bad.exit_code == 2
@@ -135,3 +137,70 @@ def test_dvc_not_found(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
     with pytest.raises(PadError, match="`dvc` not found"):
         report.run_dvc(["exp", "show", "--json"], tmp_path)
+
+
+def test_history_table(doc):
+    rows = report.parse_exp_show(doc)
+    rows[0].metrics.update({"test.pad.history.short.ndcg_10": 1.5, "test.sasrec.history.long.hr_10": 9.25})
+    table = report.render_history_table(rows)
+    cells = dict(zip(_cells(table, "Experiment"), _cells(table, "main")))
+    assert cells["PAD short nDCG@10"] == "1.500" and cells["SASRec long HR@10"] == "9.250"
+    assert cells["Align medium nDCG@10"] == "–" and len(cells) == 1 + 3 * 3 * 2
+    assert "| rq3-linear (queued) |" in table
+
+
+def write_per_user_fixture(path: Path) -> None:
+    """300 test users: PAD beats SASRec on cold targets by a clear margin, equals the alignment expert."""
+    import numpy as np
+    import polars as pl
+
+    from pad.evaluation.per_user import write_per_user
+    from pad.evaluation.users import history_groups
+
+    rng = np.random.default_rng(0)
+    n = 300
+    groups = history_groups([np.arange(int(rng.integers(5, 20))) for _ in range(n)])
+    bucket = rng.integers(1, 11, n)
+    base = (rng.random(n) < 0.3) / np.log2(rng.integers(1, 11, n) + 1)
+    pad = np.where((bucket >= 8) & (rng.random(n) < 0.5), 1.0, base)
+    frames = []
+    for model, ndcg in (("sasrec", base), ("align", pad), ("pad", pad)):
+        frames.append(pl.DataFrame({
+            "split": "test", "model": model, "user_idx": np.arange(n, dtype=np.int32), "target": np.ones(n, np.int32),
+            "rank": np.ones(n), "hr_10": (ndcg > 0).astype(float), "ndcg_10": ndcg,
+            "bucket": bucket.astype(np.int8), "item_group": np.where(bucket <= 3, "warm", np.where(bucket <= 7, "median", "cold")),
+            "history_len": groups.lengths.astype(np.int32), "user_group": groups.names(), "repeat": np.zeros(n, bool)}))
+    write_per_user(frames, path, 10, 10, groups)
+
+
+def _sig_cells(text: str, comparison: str, group: str) -> list[str]:
+    (line,) = [ln for ln in text.splitlines() if ln.startswith(f"| {comparison} | {group} |")]
+    return [c.strip() for c in line.strip("|").split("|")]
+
+
+def test_significance_table(tmp_path):
+    path = tmp_path / "per_user.parquet"
+    write_per_user_fixture(path)
+    comparisons = report.significance(path)
+    assert [(c.b, c.group) for c in comparisons[:7]] == [("sasrec", g) for g in (
+        "overall", "warm", "median", "cold", "short", "medium", "long")] and len(comparisons) == 14
+    text = report.render_significance(comparisons, path)
+    cold = _sig_cells(text, "PAD vs SASRec", "cold items")
+    assert float(cold[5]) > 0 and float(cold[7]) < 0.001 and cold[6].startswith("[+")  # Δ, p, CI above 0
+    warm = _sig_cells(text, "PAD vs SASRec", "warm items")
+    assert warm[5:] == ["+0.000", "[+0.000, +0.000]", "1"]  # no warm user differs
+    assert _sig_cells(text, "PAD vs Align", "overall")[5:] == ["+0.000", "[+0.000, +0.000]", "1"]
+    assert text == report.render_significance(report.significance(path), path)  # seeded: same text
+
+
+def test_cli_report_with_per_user(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "metrics").mkdir()
+    write_per_user_fixture(tmp_path / report.PER_USER_FILE)  # found by default
+    result = CliRunner().invoke(app, ["report", "--from", str(FIXTURE)])
+    assert result.exit_code == 0, result.output
+    assert "| PAD vs SASRec | cold items |" in result.output and "| PAD vs Align | long history |" in result.output
+    bad = CliRunner().invoke(app, ["report", "--from", str(FIXTURE), "--per-user", str(tmp_path / "nope.parquet")])
+    assert bad.exit_code == 2 and "no per-user scores" in bad.output
+    valid = CliRunner().invoke(app, ["report", "--from", str(FIXTURE), "--split", "valid"])
+    assert valid.exit_code == 2 and "no model 'pad' on split 'valid'" in valid.output

@@ -143,12 +143,9 @@ def sample_users(split: RankingSplit, n: int, seed: int) -> RankingSplit:
     return RankingSplit(split.inputs[keep], split.targets[keep], split.history[keep])
 
 
-def evaluate_split(scorer: Any, split: RankingSplit, item_buckets: Tensor, k: int, user_chunk: int, *,
-                   n_buckets: int) -> dict[str, Any]:
-    """Metrics of one split: primary (history excluded), `repeat_targets`, and `unmasked`; per bucket
-    1..`n_buckets` (the data's B, not the largest bucket present) and per group."""
-    if int(item_buckets.max()) > n_buckets:
-        raise ValueError(f"item buckets go up to {int(item_buckets.max())}, but n_buckets is {n_buckets}")
+def rank_split(scorer: Any, split: RankingSplit, item_buckets: Tensor, user_chunk: int) -> tuple[Tensor, Tensor]:
+    """(U,) ranks of every user's target, history excluded and unmasked (`split_ranks`), with the scorer in
+    eval mode and its item tables computed once (`one_table`), not once per chunk."""
     device = next(scorer.parameters()).device if isinstance(scorer, nn.Module) else "cpu"
     moved = RankingSplit(split.inputs.to(device), split.targets, split.history)
     was_training = getattr(scorer, "training", False)
@@ -156,16 +153,30 @@ def evaluate_split(scorer: Any, split: RankingSplit, item_buckets: Tensor, k: in
         scorer.eval()
     try:
         with torch.no_grad(), (scorer.one_table() if hasattr(scorer, "one_table") else nullcontext()):
-            chunk = users_per_chunk(user_chunk, len(item_buckets))  # item tables computed once, not per chunk
-            masked, unmasked = split_ranks(scorer, moved, chunk)
+            return split_ranks(scorer, moved, users_per_chunk(user_chunk, len(item_buckets)))
     finally:
         if isinstance(scorer, nn.Module):
             scorer.train(was_training)
+
+
+def split_metrics(masked: Tensor, unmasked: Tensor, split: RankingSplit, item_buckets: Tensor, k: int, *,
+                  n_buckets: int) -> dict[str, Any]:
+    """A split's metrics from its users' ranks (`rank_split`): primary, `repeat_targets`, `unmasked`."""
     buckets = item_buckets[split.targets]
     out = summarize(*hit_ndcg(masked, k), buckets, k, n_buckets)
     out["repeat_targets"] = int((split.history == split.targets[:, None]).any(1).sum())
     out["unmasked"] = summarize(*hit_ndcg(unmasked, k), buckets, k, n_buckets)
     return out
+
+
+def evaluate_split(scorer: Any, split: RankingSplit, item_buckets: Tensor, k: int, user_chunk: int, *,
+                   n_buckets: int) -> dict[str, Any]:
+    """Metrics of one split: primary (history excluded), `repeat_targets`, and `unmasked`; per bucket
+    1..`n_buckets` (the data's B, not the largest bucket present) and per group."""
+    if int(item_buckets.max()) > n_buckets:
+        raise ValueError(f"item buckets go up to {int(item_buckets.max())}, but n_buckets is {n_buckets}")
+    masked, unmasked = rank_split(scorer, split, item_buckets, user_chunk)
+    return split_metrics(masked, unmasked, split, item_buckets, k, n_buckets=n_buckets)
 
 
 def evaluate(scorer: Any, splits: dict[str, RankingSplit], item_buckets: Tensor, k: int, user_chunk: int, *,

@@ -1,13 +1,16 @@
-"""The evaluate stage's pieces: metrics layout per split and model, ID tables for tau, plot rows."""
+"""The evaluate stage's pieces: metrics layout per split and model, user groups, per-user rows, ID tables for
+tau, plot rows."""
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
 import torch
 
 from pad.config import ModelConfig
-from pad.evaluation.phases import (bucket_rows, evaluate_models, gate_rows, id_table, phase_tables, tau_report,
-                                   write_tsv)
+from pad.evaluation.phases import (bucket_rows, evaluate_models, evaluate_models_per_user, gate_rows, history_rows,
+                                   id_table, phase_tables, tau_report, write_tsv)
 from pad.evaluation.ranking import evaluate
+from pad.evaluation.users import history_groups
 from pad.models import Expert, build_backbone, build_id_expert
 from pad.models.gate import build_gate
 from pad.models.pad import PAD
@@ -69,3 +72,34 @@ def test_gate_rows_fill_removed_experts_with_zero(tmp_path):
     write_tsv(rows, tmp_path / "g.tsv")
     lines = (tmp_path / "g.tsv").read_text().splitlines()
     assert lines[0] == "bucket\tid\talign\tllm" and lines[-1] == "4\t1.0\t0.0\t0.0"
+
+
+def test_per_user_rows_agree_with_the_metrics_and_history_groups():
+    seqs, buckets, pre, aligned = setup()
+    splits = ranking_splits(seqs, CFG.max_len)
+    models = {"sasrec": PAD.single(pre, buckets, N_BUCKETS), "align": PAD.single(aligned, buckets, N_BUCKETS)}
+    groups = history_groups(seqs)
+    user_idx = np.arange(len(seqs))[::-1].copy()
+    out, rows = evaluate_models_per_user(models, splits, buckets, 10, 16, n_buckets=N_BUCKETS, groups=groups,
+                                         user_idx=user_idx)
+    plain = evaluate_models(models, splits, buckets, 10, 16, n_buckets=N_BUCKETS)
+    m = out["test"]["align"]
+    assert {k: v for k, v in m.items() if k != "history"} | {"unmasked": plain["test"]["align"]["unmasked"]} == \
+        plain["test"]["align"]  # the history groups only add keys
+    assert list(m)[-3:] == ["history", "repeat_targets", "unmasked"] and "history" in m["unmasked"]
+    assert sum(g["users"] for g in m["history"].values()) == len(seqs)
+    df = pl.concat(rows)
+    assert df.height == 2 * 2 * len(seqs) and df["user_idx"].to_list()[:3] == user_idx[:3].tolist()
+    test = df.filter((pl.col("split") == "test") & (pl.col("model") == "align"))
+    assert round(100 * test["ndcg_10"].mean(), 4) == m["ndcg_10"] and round(100 * test["hr_10"].mean(), 4) == m["hr_10"]
+    assert sum(g["users"] > 0 for g in m["history"].values()) >= 2
+    for g in ("short", "medium", "long"):
+        sel = test.filter(pl.col("user_group") == g)
+        assert sel.height == m["history"][g]["users"]
+        assert round(100 * (sel["ndcg_10"].mean() or 0.0), 4) == m["history"][g]["ndcg_10"]
+    cold = test.filter(pl.col("item_group") == "cold")
+    assert cold.height == m["cold"]["users"] and round(100 * cold["hr_10"].mean(), 4) == m["cold"]["hr_10"]
+    assert test.filter(pl.col("repeat"))["rank"].is_infinite().all()
+    assert test["repeat"].sum() == m["repeat_targets"]
+    assert [r["group"] for r in history_rows(out, 10)] == [1, 2, 3]
+    assert history_rows(out, 10)[2]["sasrec"] == out["test"]["sasrec"]["history"]["long"]["ndcg_10"]

@@ -1,0 +1,98 @@
+"""Per-user scores of the evaluate stage (metrics/per_user.parquet; a DVC out, not a metric): what the
+paired tests of `pad report` (pad.evaluation.significance) compare user by user.
+
+One row per (split, model, user), in the order split (valid, test), model (as evaluated), user (as in
+sequences.parquet), primary protocol (history excluded, DESIGN §7):
+  split str, model str (sasrec | align | pad, the keys of evaluate.json), user_idx int32, target int32,
+  rank float64 (1..N; inf = no rank: a repeat target, excluded with the history, or a non-finite score:
+  pad.evaluation.ranking), hr_{k} / ndcg_{k} float64 (0/1 and 1/log2(rank+1) or 0, not in %),
+  bucket int8 (the target's frequency bucket), item_group str (warm | median | cold), history_len int32
+  (training-history length), user_group str (short | medium | long: pad.evaluation.users), repeat bool.
+Schema metadata `pad`: JSON with k, n_buckets and the user groups' length ranges (`describe_groups`).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow.parquet as pq
+from torch import Tensor
+
+from pad.data.buckets import bucket_groups
+from pad.errors import PadError
+from pad.evaluation.ranking import RankingSplit, hit_ndcg
+from pad.evaluation.users import HistoryGroups, describe_groups
+from pad.io import write_parquet
+
+METADATA_KEY = b"pad"
+
+
+def item_group_names(n_buckets: int) -> np.ndarray:
+    """(B+1,) group name per bucket 0..B (bucket 0, padding, is never a target: '')."""
+    names = np.full(n_buckets + 1, "", dtype=object)
+    for group, members in bucket_groups(n_buckets).items():
+        names[list(members)] = group
+    return names
+
+
+def read_user_idx(sequences: str | Path, n_users: int) -> np.ndarray:
+    """(U,) user_idx of sequences.parquet in file order: the order `load_sequences_and_buckets` reads the
+    users in, so row u of the ranking splits is user_idx[u]."""
+    user_idx = pl.read_parquet(sequences, columns=["user_idx"])["user_idx"].to_numpy()
+    if len(user_idx) != n_users:
+        raise PadError(f"{sequences}: {len(user_idx)} user_idx values for {n_users} sequences")
+    return user_idx
+
+
+def user_rows(split_name: str, model: str, user_idx: np.ndarray, split: RankingSplit, masked: Tensor,
+              item_buckets: Tensor, k: int, n_buckets: int, groups: HistoryGroups) -> pl.DataFrame:
+    """One model's per-user rows of one split from its (U,) history-excluded ranks (`rank_split`)."""
+    hit, ndcg = hit_ndcg(masked, k)
+    buckets = item_buckets[split.targets].numpy()
+    n = len(user_idx)
+    return pl.DataFrame({
+        "split": pl.Series([split_name] * n, dtype=pl.String),
+        "model": pl.Series([model] * n, dtype=pl.String),
+        "user_idx": pl.Series(user_idx, dtype=pl.Int32),
+        "target": pl.Series(split.targets.numpy(), dtype=pl.Int32),
+        "rank": pl.Series(masked.double().numpy(), dtype=pl.Float64),
+        f"hr_{k}": pl.Series(hit.double().numpy(), dtype=pl.Float64),
+        f"ndcg_{k}": pl.Series(ndcg.double().numpy(), dtype=pl.Float64),
+        "bucket": pl.Series(buckets, dtype=pl.Int8),
+        "item_group": pl.Series(item_group_names(n_buckets)[buckets], dtype=pl.String),
+        "history_len": pl.Series(groups.lengths, dtype=pl.Int32),
+        "user_group": pl.Series(groups.names(), dtype=pl.String),
+        "repeat": pl.Series((split.history == split.targets[:, None]).any(1).numpy(), dtype=pl.Boolean),
+    })
+
+
+def write_per_user(rows: list[pl.DataFrame], path: str | Path, k: int, n_buckets: int,
+                   groups: HistoryGroups) -> None:
+    """The rows as one Parquet, atomically, with k, B and the user groups in its metadata."""
+    table = pl.concat(rows).to_arrow()
+    meta = {"k": k, "n_buckets": n_buckets, "user_groups": describe_groups(groups)}
+    write_parquet(table.replace_schema_metadata({METADATA_KEY: json.dumps(meta, sort_keys=True)}), path)
+
+
+def read_per_user(path: str | Path) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """The per-user table and its metadata; a PadError naming the file if it is missing or not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise PadError(f"{path}: no per-user scores; run the evaluate stage (`dvc repro evaluate`)")
+    try:
+        meta = pq.read_schema(path).metadata or {}
+        df = pl.read_parquet(path)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is one user-facing line
+        raise PadError(f"{path}: unreadable per-user scores ({type(exc).__name__}); rerun `dvc repro evaluate`") from None
+    if METADATA_KEY not in meta:
+        raise PadError(f"{path}: not a per-user scores file (no `pad` metadata); rerun `dvc repro evaluate`")
+    info = json.loads(meta[METADATA_KEY])
+    need = {"split", "model", "user_idx", f"ndcg_{info['k']}", "item_group", "user_group"}
+    missing = sorted(need - set(df.columns))
+    if missing:
+        raise PadError(f"{path}: missing columns {', '.join(missing)}; rerun `dvc repro evaluate`")
+    return df, info
+
