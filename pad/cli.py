@@ -89,6 +89,8 @@ def report(
         raise PadError(f"--split {split!r}: expected test or valid")
     rows = rep.select(rep.parse_exp_show(rep.load_exp_show(Path.cwd(), source)), select)
     table = rep.render_table(rows, split) + "\n" + rep.render_history_table(rows, split)
+    seeds = rep.render_seed_table(rows, split)
+    table += "\n" + seeds if seeds else ""
     if per_user is None and Path(rep.PER_USER_FILE).is_file():
         per_user = Path(rep.PER_USER_FILE)
     if per_user is not None:

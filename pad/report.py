@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -177,6 +178,49 @@ def render_table(rows: list[Experiment], split: str = "test") -> str:
         cells += [_num(r.metrics, f"{split}.{model}.{m}") for model, _ in MODELS for m in ("hr_10", "ndcg_10")]
         cells += [improvement(r.metrics, split, m) for m in ("hr_10", "ndcg_10")]
         cells += [_num(r.metrics, f"{split}.pad.{g}.{m}") for g in GROUPS for m in ("hr_10", "ndcg_10")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def seed_groups(rows: list[Experiment]) -> list[list[Experiment]]:
+    """Finished runs that differ only in the top-level `seed` (`pad exp run <set> --seeds N`, or
+    `dvc exp run -S seed=...` by hand), grouped in first-seen order; groups of one run are left out."""
+    groups: dict[str, list[Experiment]] = {}
+    for r in rows:
+        if r.status in ("baseline", "success", "workspace") and r.metrics:
+            key = json.dumps({k: v for k, v in r.params.items() if k != "seed"}, sort_keys=True, default=str)
+            groups.setdefault(key, []).append(r)
+    return [g for g in groups.values() if len({r.params.get("seed") for r in g}) > 1]
+
+
+def _mean_std(values: list[float]) -> str:
+    """"mean ± sample std" (ddof 1) of the runs that have the value; "–" when none has it."""
+    if not values:
+        return MISSING
+    mean = sum(values) / len(values)
+    std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
+    return f"{mean:.3f} ± {std:.3f}"
+
+
+def render_seed_table(rows: list[Experiment], split: str = "test") -> str:
+    """Markdown: one row per configuration run over several seeds, every column as mean ± std over them;
+    "" when no configuration has two seeds."""
+    groups = seed_groups(rows)
+    if not groups:
+        return ""
+    params = [k for k in differing_params([g[0] for g in groups]) if k != "seed"]
+    header = ["Configuration", "Seeds", *params]
+    header += [f"{label} {m}" for _, label in MODELS for m in ("HR@10", "nDCG@10")]
+    header += [f"PAD {g} {m}" for g in GROUPS for m in ("HR@10", "nDCG@10")]
+    lines = [f"Over seeds ({split}; mean ± std, std over runs with ddof 1; runs equal in every param but `seed`):",
+             "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    keys = [f"{split}.{model}.{m}" for model, _ in MODELS for m in ("hr_10", "ndcg_10")]
+    keys += [f"{split}.pad.{g}.{m}" for g in GROUPS for m in ("hr_10", "ndcg_10")]
+    for g in groups:
+        name = re.sub(r"-s\d+$", "", g[0].name)
+        seeds = ", ".join(str(r.params.get("seed")) for r in g)
+        cells = [name, seeds, *(_value(g[0].params.get(k)) for k in params)]
+        cells += [_mean_std([r.metrics[k] for r in g if k in r.metrics]) for k in keys]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -204,3 +204,24 @@ def test_cli_report_with_per_user(tmp_path, monkeypatch):
     assert bad.exit_code == 2 and "no per-user scores" in bad.output
     valid = CliRunner().invoke(app, ["report", "--from", str(FIXTURE), "--split", "valid"])
     assert valid.exit_code == 2 and "no model 'pad' on split 'valid'" in valid.output
+
+
+def test_runs_differing_only_in_seed_are_averaged(doc):
+    rows = report.parse_exp_show(doc)
+    assert report.render_seed_table(rows) == ""  # no configuration has two seeds yet
+    base = rows[0]
+    seeded = []
+    for seed, shift in ((1, 0.5), (2, -0.2)):  # two more seeds of the baseline configuration
+        r = copy.deepcopy(base)
+        seeded.append(report.Experiment(f"default-run-s{seed}", "success", {**r.params, "seed": seed},
+                                        {k: v + shift for k, v in r.metrics.items()}))
+    rows = [report.Experiment(base.name, base.status, {**base.params, "seed": 2020}, base.metrics), *rows[1:], *seeded]
+    (group,) = report.seed_groups(rows)
+    assert [r.name for r in group] == ["main", "default-run-s1", "default-run-s2"]
+    table = report.render_seed_table(rows)
+    cells = dict(zip(_cells(table, "Configuration"), _cells(table, "main")))
+    assert cells["Seeds"] == "2020, 1, 2"
+    pad = [base.metrics["test.pad.hr_10"] + s for s in (0.0, 0.5, -0.2)]
+    mean = sum(pad) / 3
+    std = (sum((v - mean) ** 2 for v in pad) / 2) ** 0.5
+    assert cells["PAD HR@10"] == f"{mean:.3f} ± {std:.3f}"
