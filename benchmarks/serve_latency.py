@@ -28,8 +28,13 @@ def variants(ws: Path) -> dict[str, Recommender]:
     p = lambda s: ws / s  # noqa: E731
     pad = load_recommender(p(paths.finetune_model), p(paths.embeddings), p(paths.items))
     sasrec = load_baseline(p(paths.pretrain_model), p(paths.items))
-    out = {"PAD": pad, "SASRec": sasrec}
-    for name, rec in list(out.items()):  # the same models through the per-expert module calls
+    return with_module_variants({"PAD": pad, "SASRec": sasrec})
+
+
+def with_module_variants(recs: dict[str, Recommender]) -> dict[str, Recommender]:
+    """`recs` plus each one through the per-expert module calls (same tables, no stacked pass)."""
+    out = dict(recs)
+    for name, rec in recs.items():
         plain = Recommender.__new__(Recommender)
         plain.__dict__.update(rec.__dict__, stacked=None)
         out[f"{name} (module per expert)"] = plain
@@ -47,6 +52,47 @@ def run(recs: dict[str, Recommender], histories: list[list[int]], k: int) -> dic
     return times
 
 
+def sample_histories(ws: Path, users: int, seed: int) -> list[list[int]]:
+    """`users` seeded random users' whole sequences (item_idx) from the workspace's sequences file."""
+    seqs = read_sequences(ws / load_section("paths", ws / "params.yaml").sequences)
+    picked = np.random.default_rng(seed).choice(len(seqs), size=users, replace=False)
+    return [seqs[u].tolist() for u in picked]
+
+
+def measure(recs: dict[str, Recommender], histories: list[list[int]], k: int, repeats: int,
+            threads: int) -> dict[str, dict[str, list[float]]]:
+    """{variant: {p50: [ms per run], p99: [...]}} over `repeats` interleaved runs (after a warm-up)."""
+    torch.set_num_threads(threads)
+    run(recs, histories[:50], k)  # warm-up
+    stats = {name: {"p50": [], "p99": []} for name in recs}
+    for _ in range(repeats):
+        for name, t in run(recs, histories, k).items():
+            stats[name]["p50"].append(float(np.percentile(t, 50)))
+            stats[name]["p99"].append(float(np.percentile(t, 99)))
+    return stats
+
+
+def print_table(stats: dict[str, dict[str, list[float]]], threads: int, requests: int,
+                k: int) -> dict[str, dict[str, float]]:
+    """The Markdown table of the median run and the PAD / SASRec ratios; returns the medians."""
+    med = {n: {q: statistics.median(v) for q, v in s.items()} for n, s in stats.items()}
+    print(f"\n{threads} thread(s), {requests} requests x {len(stats['PAD']['p50'])} runs (median run), top-{k}:\n")
+    print("| variant | p50 ms | p99 ms | p50 runs |\n|---|---|---|---|")
+    for name, m in med.items():
+        runs = ", ".join(f"{x:.2f}" for x in stats[name]["p50"])
+        print(f"| {name} | {m['p50']:.3f} | {m['p99']:.3f} | {runs} |")
+    for suffix in ("", " (module per expert)"):
+        a, b = med[f"PAD{suffix}"], med[f"SASRec{suffix}"]
+        print(f"\nPAD / SASRec{suffix}: p50 {a['p50'] / b['p50']:.2f}x, p99 {a['p99'] / b['p99']:.2f}x")
+    return med
+
+
+def thread_counts(spec: str) -> list[int]:
+    """'1,default' -> [1, torch's default thread count]."""
+    default = torch.get_num_threads()
+    return [default if t == "default" else int(t) for t in spec.split(",")]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workspace", type=Path, default=Path("/work/pp-serve"))
@@ -56,32 +102,14 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", default="1,default", help="Comma-separated torch thread counts ('default' = torch's).")
     args = ap.parse_args()
-    default_threads = torch.get_num_threads()
+    counts = thread_counts(args.threads)
     t0 = time.perf_counter()
     recs = variants(args.workspace)
     print(f"loaded in {time.perf_counter() - t0:.2f}s; catalogue {recs['PAD'].n_items} items; "
-          f"torch {torch.__version__}; {os.cpu_count()} CPUs; default threads {default_threads}")
-    seqs = read_sequences(args.workspace / load_section("paths", args.workspace / "params.yaml").sequences)
-    users = np.random.default_rng(args.seed).choice(len(seqs), size=args.users, replace=False)
-    histories = [seqs[u].tolist() for u in users]
-    for threads in [default_threads if t == "default" else int(t) for t in args.threads.split(",")]:
-        torch.set_num_threads(threads)
-        run(recs, histories[:50], args.k)  # warm-up
-        stats = {name: {"p50": [], "p99": []} for name in recs}
-        for _ in range(args.repeats):
-            for name, t in run(recs, histories, args.k).items():
-                stats[name]["p50"].append(float(np.percentile(t, 50)))
-                stats[name]["p99"].append(float(np.percentile(t, 99)))
-        med = {n: {q: statistics.median(v) for q, v in s.items()} for n, s in stats.items()}
-        print(f"\n{threads} thread(s), {args.users} requests x {args.repeats} runs (median run), top-{args.k}:\n")
-        print("| variant | p50 ms | p99 ms | p50 runs |\n|---|---|---|---|")
-        for name, m in med.items():
-            runs = ", ".join(f"{x:.2f}" for x in stats[name]["p50"])
-            print(f"| {name} | {m['p50']:.3f} | {m['p99']:.3f} | {runs} |")
-        for suffix in ("", " (module per expert)"):
-            a, b = med[f"PAD{suffix}"], med[f"SASRec{suffix}"]
-            print(f"\nPAD / SASRec{suffix}: p50 {a['p50'] / b['p50']:.2f}x, p99 {a['p99'] / b['p99']:.2f}x")
-
+          f"torch {torch.__version__}; {os.cpu_count()} CPUs; default threads {torch.get_num_threads()}")
+    histories = sample_histories(args.workspace, args.users, args.seed)
+    for threads in counts:
+        print_table(measure(recs, histories, args.k, args.repeats, threads), threads, args.users, args.k)
 
 if __name__ == "__main__":
     main()
