@@ -6,7 +6,7 @@
 PROJECT: a folder after `dvc repro` on Prime Pantry (data/prepared, data/embeddings, models/pretrain.pt).
 Item vector = e_id + tower(text); `--init pre` starts e_id (× --idscale) and the backbone from phase 1,
 `prebb` only the backbone (fresh e_id), `scratch` nothing. Loss: `ce` (+ --lam × Gaussian MK-MMD).
-Prints one JSON line (valid nDCG@10 of the kept epoch, test HR/nDCG, cold, warm); per-epoch log in NAME.tsv.
+Prints one JSON line (valid nDCG@10 of the kept epoch, test HR/nDCG, cold, warm); per-epoch log (DVCLive) in dvclive/NAME.
 Rows of RESULTS.md: --epochs 4 (full table); --init prebb --epochs 8; --idscale 0.1 --epochs 8;
 --init scratch --epochs 20; --init prebb --tower mlp --tdrop 0.1 --epochs 8 (one thread each:
 OMP_NUM_THREADS=1).
@@ -87,7 +87,7 @@ if a.text_lr: lrs["items.mlp."] = a.text_lr
 if a.id_lr: lrs["items.id_emb."] = a.id_lr
 seed_everything(2020)
 tc = TrainConfig(epochs=a.epochs, batch_size=256, lr=a.lr, weight_decay=a.wd, patience=3, seed=2020, time_budget_s=0)
-r = fit(ex, data.train, loss_fn, valid_headline(data, ev), tc, log_path=f"{a.tag}.tsv", desc=a.tag, lr_by_prefix=lrs)
+r = fit(ex, data.train, loss_fn, valid_headline(data, ev), tc, live_dir=f"dvclive/{a.tag}", desc=a.tag, lr_by_prefix=lrs)
 m = evaluate(ex, data.splits, data.item_buckets, 10, 2048, n_buckets=data.n_buckets)
 t = m["test"]
 print(json.dumps({"tag": a.tag, "args": vars(a), "best": r.best_epoch, "valid": m["valid"]["ndcg_10"], "test": [t["hr_10"], t["ndcg_10"]], "cold": [t["cold"]["hr_10"], t["cold"]["ndcg_10"]], "warm": [t["warm"]["hr_10"], t["warm"]["ndcg_10"]]}))

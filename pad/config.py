@@ -70,6 +70,7 @@ class PathsConfig:
     finetune_model: str
     metrics: str
     plots: str
+    dvclive: str  # per-stage training logs (DVCLive: <dvclive>/<stage>/metrics.json, plots/metrics/*.tsv)
     timings: str  # wall times and throughput per stage (outside DVC: they differ run to run)
 
 

@@ -28,7 +28,7 @@ def main() -> None:
     data = load_prepared(paths.sequences, paths.items, model_cfg)
     files = (paths.sequences, paths.items, paths.embeddings, paths.pretrain_model)
     expert, result = align(data, pretrained, text_emb, model_cfg, cfg, ev, device=device_for(rank),
-                           log_path=Path(paths.plots) / "align.tsv", resume_root=paths.train_cache,
+                           live_dir=Path(paths.dvclive) / "align", resume_root=paths.train_cache,
                            world=world, files=files)
     metrics = align_metrics(expert, data, result, ev)  # every rank scores its share of the users
     if rank == 0:

@@ -28,8 +28,8 @@ def main() -> None:
                       pretrain_path=paths.pretrain_model, align_path=paths.align_model)
     files = (paths.sequences, paths.items, paths.embeddings, paths.pretrain_model, paths.align_model)
     result, gate_losses, check = finetune(data, model, model_cfg, cfg, ev, device=device_for(rank),
-                                   log_path=Path(paths.plots) / "finetune.tsv", resume_root=paths.train_cache,
-                                   world=world, files=files)
+                                          live_dir=Path(paths.dvclive) / "finetune", resume_root=paths.train_cache,
+                                          world=world, files=files)
     metrics = finetune_metrics(model, data, result, gate_losses, ev, check)  # every rank scores its share of the users
     if rank == 0:
         save_pad(model, model_cfg, cfg, paths.finetune_model, best_epoch=result.best_epoch, valid=metrics["valid"])

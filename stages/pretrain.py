@@ -21,7 +21,7 @@ def main() -> None:
     set_threads()
     data = load_prepared(paths.sequences, paths.items, model_cfg)
     expert, result = pretrain(data, model_cfg, cfg, ev, device=device_for(rank),
-                              log_path=Path(paths.plots) / "pretrain.tsv", resume_root=paths.train_cache,
+                              live_dir=Path(paths.dvclive) / "pretrain", resume_root=paths.train_cache,
                               world=world, files=(paths.sequences, paths.items))
     metrics = final_metrics(expert, data, result, ev)  # every rank scores its share of the users
     if rank == 0:

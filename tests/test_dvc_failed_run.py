@@ -17,7 +17,8 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-OUTPUTS = ("models/pretrain.pt", "metrics/pretrain.json", "plots/pretrain.tsv")
+OUTPUTS = ("models/pretrain.pt", "metrics/pretrain.json", "dvclive/pretrain/metrics.json",
+           "dvclive/pretrain/plots/metrics/train_loss.tsv")
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git not installed")
 

@@ -93,6 +93,46 @@ def test_dvc_repro_all_stages_then_nothing(tmp_path, copy_project):
     fixture = REPO / "tests/fixtures/exp_show.json"  # the table's rows; the paired tests read this run's Parquet
     report = run([sys.executable, "-m", "pad", "report", "--from", str(fixture)], project, env)
     assert "| PAD vs SASRec | cold items |" in report and "| PAD vs Align | short history |" in report
+    check_training_logs_plots_and_artifact(project, env, dvc)
 
     second = run([*dvc, "repro"], project, env)
     assert "Running stage" not in second
+
+
+def json_out(cmd: list[str], cwd: Path, env: dict):
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return json.loads(done.stdout)
+
+
+def check_training_logs_plots_and_artifact(project: Path, env: dict, dvc: list[str]) -> None:
+    """Each training stage's DVCLive log (one row per epoch, no timings) is a DVC metric and plot that
+    `dvc metrics`, `dvc plots` and `dvc exp show` read; the PAD model is a registered DVC artifact."""
+    from pad.train.live import TIMING_KEYS
+
+    for stage in ("pretrain", "align", "finetune"):
+        live = project / "dvclive" / stage
+        summary = json.loads((live / "metrics.json").read_text())
+        assert summary["step"] == 1 and not set(summary) & set(TIMING_KEYS)
+        names = {f.stem for f in (live / "plots/metrics").glob("*.tsv")}
+        assert {"train_loss", "valid_ndcg_10", "valid_hr_10"} <= names and not names & set(TIMING_KEYS)
+        assert (live / "plots/metrics/train_loss.tsv").read_text().splitlines()[0] == "step\ttrain_loss"
+    assert "align_loss" in json.loads((project / "dvclive/align/metrics.json").read_text())
+    metrics = json_out([*dvc, "metrics", "show", "--json"], project, env)
+    assert '"dvclive/align/metrics.json": {"data": {"train_loss"' in json.dumps(metrics)
+    plots = json_out([*dvc, "plots", "show", "--json", "--split"], project, env)
+    assert not plots.get("errors"), plots.get("errors")
+    titles = set(plots.get("data", plots))
+    assert {"Validation nDCG@10 per epoch", "Training loss per epoch",
+            "dvclive/pretrain/plots/metrics/train_loss.tsv"} <= titles, titles
+    run(["git", "add", "-A"], project, env)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "run"], project, env)
+    exps = json_out([*dvc, "exp", "show", "--json"], project, env)
+    assert "dvclive/finetune/metrics.json" in json.dumps(exps)
+    import dvc.api
+    from dvc.repo import Repo
+
+    (artifact,) = Repo(str(project)).artifacts.read()["dvc.yaml"].values()
+    assert (artifact.type, artifact.path) == ("model", "models/finetune.pt") and artifact.desc and artifact.labels
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "tag", "-a", "pad@v0.1.0", "-m", "PAD"], project, env)
+    assert dvc.api.artifacts_show("pad", repo=str(project))["path"] == "models/finetune.pt"  # the registry's view

@@ -88,14 +88,14 @@ def align_objective(cfg: AlignConfig, rec_kind: LossKind) -> LossFn:
 
 
 def align(data: Prepared, pretrained: Expert, text_emb: Tensor | np.ndarray, model_cfg: ModelConfig,
-          cfg: AlignConfig, ev: EvaluateConfig, *, device: torch.device, log_path: str | Path,
+          cfg: AlignConfig, ev: EvaluateConfig, *, device: torch.device, live_dir: str | Path,
           resume_root: str | Path, world: int = 1, files: tuple[str | Path, ...] = ()) -> tuple[Expert, FitResult]:
     """Train the alignment expert; returns it with the best-validation weights (monitor: valid nDCG@k)."""
     seed_everything(cfg.seed)
     expert = build_align_expert(pretrained, model_cfg, text_emb, cfg.mode, cfg.fusion, cfg.id_scale).to(device)
     resume = resume_folder(resume_root, "align", model_cfg, cfg, ev.k, world, files=files)
     result = fit(expert, data.train, align_objective(cfg, model_cfg.loss), valid_headline(data, ev),
-                 train_config(cfg), log_path=log_path, resume_dir=resume, monitor=f"ndcg_{ev.k}", desc="align")
+                 train_config(cfg), live_dir=live_dir, resume_dir=resume, monitor=f"ndcg_{ev.k}", desc="align")
     return expert, result
 
 

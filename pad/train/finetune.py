@@ -43,6 +43,7 @@ from pad.models.pad import EXPERTS, PAD
 from pad.models.text import AlignedItems, TextItems, fusion_tower
 from pad.train.checkpoint import checkpoint_contents, load_checkpoint, load_pretrained, resume_folder
 from pad.train.gate import GateCheck, check_gate, fit_gate
+from pad.train.live import EpochLog
 from pad.train.loop import FitResult, fit, seed_everything
 from pad.train.pretrain import Prepared, final_metrics, valid_headline
 
@@ -118,7 +119,7 @@ def _check_arch(saved: ModelConfig, cfg: ModelConfig, path: str | Path) -> None:
 
 
 def finetune(data: Prepared, model: PAD, model_cfg: ModelConfig, cfg: FinetuneConfig, ev: EvaluateConfig, *,
-             device: torch.device, log_path: str | Path, resume_root: str | Path, world: int = 1,
+             device: torch.device, live_dir: str | Path, resume_root: str | Path, world: int = 1,
              files: tuple[str | Path, ...] = ()) -> tuple[FitResult, list[float], GateCheck | None]:
     """Fine-tune the LLM expert alone (in place; best-validation weights kept), then fit the gate on the
     validation split (checked first with `finetune.gate_check`: pinned to the best expert where it loses).
@@ -130,8 +131,10 @@ def finetune(data: Prepared, model: PAD, model_cfg: ModelConfig, cfg: FinetuneCo
     if "llm" in model.experts:
         resume = resume_folder(resume_root, "finetune", model_cfg, cfg, ev.k, world, files=files)
         result = fit(model.experts["llm"], data.train, functools.partial(recommendation_loss, kind=model_cfg.loss),
-                     valid_headline(data, ev), train_config(cfg), log_path=log_path, resume_dir=resume,
+                     valid_headline(data, ev), train_config(cfg), live_dir=live_dir, resume_dir=resume,
                      monitor=f"ndcg_{ev.k}", desc="finetune llm")
+    elif not (torch.distributed.is_initialized() and torch.distributed.get_rank()):
+        EpochLog(live_dir).close()  # no LLM expert to train: an empty log, so the stage's outputs exist
     valid = data.splits["valid"]
     fit_on = functools.partial(fit_gate, lr=cfg.gate_lr, epochs=cfg.gate_epochs, batch_size=cfg.batch_size, seed=cfg.seed,
                             user_chunk=ev.user_chunk)

@@ -1,5 +1,5 @@
 """The training loop every phase reuses: AdamW, seeded, early stopping on validation nDCG@10,
-best-validation weights kept, time budget, per-epoch TSV log, resume after a kill, DDP.
+best-validation weights kept, time budget, per-epoch log (DVCLive, `pad.train.live`), resume after a kill, DDP.
 
 A non-finite training loss stops the stage with a one-line PadError (nothing is saved from such a
 run). The resume state (`resume_dir/last.pt`) is read with `weights_only=True`; an unreadable one (a
@@ -7,7 +7,7 @@ truncated file) is reported on one line and the phase starts from scratch. The s
 once its outputs are written (`clear_resume`).
 
 The caller supplies the loss (`loss_fn(model, batch) -> loss` or `(loss, {"name": value})`; the
-extra values are averaged per epoch and logged as TSV columns) and the validation
+extra values are averaged per epoch and logged under their names) and the validation
 (`valid_fn(model) -> {"ndcg_10": ..., "hr_10": ...}`, logged as `valid_<key>`). Frozen parameters
 are those with `requires_grad=False`: they never reach the optimizer. Under `torchrun`
 (torch.distributed initialised) users are sharded over ranks, gradients all-reduced by
@@ -36,8 +36,9 @@ from tqdm import tqdm
 
 from pad.config import TrainConfig
 from pad.errors import PadError
-from pad.io import atomic_path, load_torch, save_torch
+from pad.io import load_torch, save_torch
 from pad.train.data import Batch, TrainData
+from pad.train.live import TIMING_KEYS, EpochLog
 
 LossOutput = Tensor | tuple[Tensor, dict[str, Tensor | float]]
 LossFn = Callable[[nn.Module, Batch], LossOutput]
@@ -56,11 +57,13 @@ class FitResult:
     rows: list[dict[str, float]] = field(default_factory=list)
     resume_dir: Path | None = None  # the run's resume state, to delete once the outputs are written
 
-    def timings(self) -> dict[str, float]:
-        """Training wall time and throughput: kept out of the DVC metrics (they differ run to run)."""
+    def timings(self) -> dict[str, Any]:
+        """Training wall time and throughput, in total and per epoch (`epochs`: epoch, epoch_s, samples_per_s,
+        eval_s, epoch_cpu_s): kept out of the DVC metrics and the training log (they differ run to run)."""
         rows = self.rows
         return {"seconds": round(self.train_s, 1),
-                "samples_per_s": round(sum(r["samples_per_s"] for r in rows) / max(len(rows), 1), 1)}
+                "samples_per_s": round(sum(r["samples_per_s"] for r in rows) / max(len(rows), 1), 1),
+                "epochs": [{k: r[k] for k in ("epoch", *TIMING_KEYS) if k in r} for r in rows]}
 
 
 def clear_resume(result: FitResult) -> None:
@@ -101,7 +104,7 @@ def _world() -> tuple[int, int]:
 
 
 def fit(model: nn.Module, data: TrainData, loss_fn: LossFn, valid_fn: ValidFn, cfg: TrainConfig, *,
-        log_path: str | Path | None = None, resume_dir: str | Path | None = None, monitor: str = "ndcg_10",
+        live_dir: str | Path | None = None, resume_dir: str | Path | None = None, monitor: str = "ndcg_10",
         desc: str = "train", find_unused_parameters: bool = False,
         lr_by_prefix: dict[str, float] | None = None) -> FitResult:
     """Train `model` on `data` until patience, `cfg.epochs` or the time budget; keep the best weights.
@@ -112,7 +115,8 @@ def fit(model: nn.Module, data: TrainData, loss_fn: LossFn, valid_fn: ValidFn, c
     `resume_dir/last.pt` (written atomically after every epoch) lets a killed run continue where
     it stopped (a run killed after its last epoch returns its result without training again). Epochs
     are seeded by (cfg.seed, epoch), so a resumed run follows the same path as an uninterrupted one.
-    The TSV log is written whenever `fit` returns.
+    `live_dir` gets the per-epoch log (`pad.train.live.EpochLog`, rank 0), rebuilt from the resume state's
+    rows on start and complete whenever `fit` returns.
     """
     rank, world = _world()
     device = next(model.parameters()).device
@@ -125,6 +129,7 @@ def fit(model: nn.Module, data: TrainData, loss_fn: LossFn, valid_fn: ValidFn, c
         model.load_state_dict(saved.pop("model"))
         opt.load_state_dict(saved.pop("optimizer"))
         st.update(saved)
+    log = EpochLog(live_dir, st["rows"]) if rank == 0 and live_dir is not None else None
     step = _Step(model, loss_fn)
     if world > 1:
         step = DistributedDataParallel(step, find_unused_parameters=find_unused_parameters)
@@ -149,14 +154,14 @@ def fit(model: nn.Module, data: TrainData, loss_fn: LossFn, valid_fn: ValidFn, c
         st.update(decision[0] if rank else {})
         st["epoch"] = epoch
         if rank == 0:
-            if log_path is not None:
-                _write_tsv(st["rows"], log_path)
+            if log is not None:
+                log.add(row)
             if last is not None:
                 save_torch({**st, "model": model.state_dict(), "optimizer": opt.state_dict()}, last)
             print(f"{desc} epoch {epoch}: loss {row['train_loss']:.4f} valid {monitor} {valid[monitor]:.4f} "
                   f"({epoch_s:.1f}s, {row['samples_per_s']:.0f} samples/s)", flush=True)
-    if rank == 0 and log_path is not None:
-        _write_tsv(st["rows"], log_path)
+    if log is not None:
+        log.close()
     if st["best_state"] is not None:
         model.load_state_dict(st["best_state"])
     if world > 1:  # rank 0 holds the best weights; every rank returns the same model
@@ -272,9 +277,3 @@ def _update(st: dict[str, Any], model: nn.Module, valid: dict[str, float], row: 
         st["stop_reason"] = "epochs"
     return {k: st[k] for k in ("best_epoch", "best_valid", "bad_epochs", "stop_reason", "train_s")}
 
-
-def _write_tsv(rows: list[dict[str, float]], path: str | Path) -> None:
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-    lines = ["\t".join(columns)] + ["\t".join(str(row.get(c, "")) for c in columns) for row in rows]
-    with atomic_path(path) as tmp:
-        tmp.write_text("\n".join(lines) + "\n")

@@ -54,14 +54,14 @@ def valid_headline(data: Prepared, ev: EvaluateConfig) -> ValidFn:
 
 
 def pretrain(data: Prepared, model_cfg: ModelConfig, cfg: TrainConfig, ev: EvaluateConfig, *,
-             device: torch.device, log_path: str | Path, resume_root: str | Path, world: int = 1,
+             device: torch.device, live_dir: str | Path, resume_root: str | Path, world: int = 1,
              files: tuple[str | Path, ...] = ()) -> tuple[Expert, FitResult]:
     """Train the ID expert with `model.loss`; returns it with the best-validation weights."""
     seed_everything(cfg.seed)
     expert = build_id_expert(model_cfg, data.n_items).to(device)
     resume = resume_folder(resume_root, "pretrain", model_cfg, cfg, ev.k, world, files=files)
     result = fit(expert, data.train, functools.partial(recommendation_loss, kind=model_cfg.loss),
-                 valid_headline(data, ev), cfg, log_path=log_path, resume_dir=resume,
+                 valid_headline(data, ev), cfg, live_dir=live_dir, resume_dir=resume,
                  monitor=f"ndcg_{ev.k}", desc="pretrain")
     return expert, result
 

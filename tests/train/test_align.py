@@ -52,7 +52,7 @@ def project(tmp_path_factory):
 def run(project, tmp_path, **kw):
     data, text, pretrained = project
     return align(data, pretrained, text, MODEL, align_cfg(**kw), EV, device=torch.device("cpu"),
-                 log_path=tmp_path / "align.tsv", resume_root=tmp_path / "cache")
+                 live_dir=tmp_path / "live", resume_root=tmp_path / "cache")
 
 
 def test_expert_starts_from_a_copy_of_phase_1(project):
@@ -92,7 +92,8 @@ def test_none_mode_is_the_recommendation_loss_alone(project, tmp_path):
     torch.testing.assert_close(out, recommendation_loss(expert, batch, "ce"))
     _, result = run(project, tmp_path, mode="none")
     assert all("align_loss" not in row for row in result.rows)
-    assert "align_loss" not in (tmp_path / "align.tsv").read_text()
+    assert not (tmp_path / "live/plots/metrics/align_loss.tsv").exists()
+    assert "align_loss" not in (tmp_path / "live/metrics.json").read_text()
 
 
 @pytest.mark.parametrize("kernel", ["gaussian", "laplacian", "linear", "cosine", "infonce"])
@@ -138,8 +139,8 @@ def test_metrics_checkpoint_round_trip_and_resume(project, tmp_path):
     metrics = align_metrics(expert, data, result, EV)
     assert {"valid", "test", "train"} <= set(metrics) and "cold" in metrics["test"] and "10" in metrics["test"]["buckets"]
     assert metrics["train"]["align_loss"] >= 0 and "align_loss_last" in metrics["train"]
-    header = (tmp_path / "align.tsv").read_text().splitlines()[0].split("\t")
-    assert header[:3] == ["epoch", "train_loss", "valid_ndcg_10"] and "align_loss" in header
+    logged = {f.stem for f in (tmp_path / "live/plots/metrics").glob("*.tsv")}
+    assert logged == {"train_loss", "valid_ndcg_10", "valid_hr_10", "align_loss"}
     save_align_expert(expert, MODEL, align_cfg(), tmp_path / "align.pt", best_epoch=result.best_epoch)
     loaded = load_align_expert(tmp_path / "align.pt", text.numpy())
     expert.eval()

@@ -55,7 +55,7 @@ def pretrain_in_process(root: Path) -> None:
     data = load_prepared(root / "data/seq.parquet", root / "data/items.parquet", cfg)
     ev = load_section("evaluate", root / "params.yaml")
     expert, _ = pretrain(data, cfg, train_config(load_section("pretrain", root / "params.yaml")), ev,
-                         device=torch.device("cpu"), log_path=root / "plots/pretrain.tsv", resume_root=root / "cache")
+                         device=torch.device("cpu"), live_dir=root / "dvclive/pretrain", resume_root=root / "cache")
     save_expert(expert, cfg, data.n_items, root / "models/pretrain.pt")
 
 
@@ -81,8 +81,10 @@ def test_stage_writes_model_metrics_and_curves_with_one_and_two_processes(tmp_pa
         assert m["test"]["users"] == N_USERS and "unmasked" in m["test"] and "cold" in m["valid"]
         assert m["test"]["hr_10"] > 50  # the walk is learnable: far above chance (10 of 40 items)
         assert m["train"]["align_loss"] >= 0 and m["train"]["epochs"] == 3
-        rows = (root / "plots/align.tsv").read_text().splitlines()
-        assert len(rows) == 4 and "align_loss" in rows[0].split("\t")
+        rows = (root / "dvclive/align/plots/metrics/align_loss.tsv").read_text().splitlines()
+        assert [r.split("\t")[0] for r in rows] == ["step", "1", "2", "3"]  # rank 0 alone writes the log
+        assert float(rows[-1].split("\t")[1]) == m["train"]["align_loss_last"]
+        assert json.loads((root / "dvclive/align/metrics.json").read_text())["step"] == 3
         ckpt = load_align_checkpoint(root / "models/align.pt")
         assert ckpt["align"]["mode"] == "anchored" and ckpt["text_dim"] == TEXT_DIM
         expert = load_align_expert(root / "models/align.pt", load_embeddings(root / "data/emb.parquet")[0])

@@ -1,5 +1,6 @@
 """Fault injection on the real pretrain stage (subprocesses over a copy of the code, synthetic data):
-SIGKILL mid-epoch then rerun gives the metrics of an uninterrupted run, byte for byte; an edit under pad/
+SIGKILL mid-epoch then rerun gives the metrics and the DVCLive training log of an uninterrupted run, byte for
+byte; an edit under pad/
 never resumes (or reuses) a run trained by the old code; a finished run is never reused by the next."""
 import os
 import shutil
@@ -13,6 +14,13 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 EPOCHS = 6
+LOG = "dvclive/pretrain"
+
+
+def log_files(root: Path) -> dict[str, bytes]:
+    """Every file of the pretrain stage's DVCLive folder."""
+    folder = root / LOG
+    return {str(f.relative_to(folder)): f.read_bytes() for f in sorted(folder.rglob("*")) if f.is_file()}
 
 
 def make_project(root: Path) -> Path:
@@ -71,12 +79,10 @@ def test_sigkill_mid_epoch_then_rerun_gives_the_same_metrics_and_code_edits_neve
     assert not (killed / "models/pretrain.pt").exists()  # nothing written: the kill came before the end
     out = run(killed, "pretrain")
     assert first_epoch(out) >= 3  # resumed after the saved epochs
-    for name in ("metrics/pretrain.json", "plots/pretrain.tsv"):
-        assert (killed / name).exists()
     assert (killed / "metrics/pretrain.json").read_bytes() == (clean / "metrics/pretrain.json").read_bytes()
-    tsv = [line.split("\t")[:4] for line in (killed / "plots/pretrain.tsv").read_text().splitlines()]
-    assert tsv == [line.split("\t")[:4] for line in (clean / "plots/pretrain.tsv").read_text().splitlines()]
-    assert len(tsv) == EPOCHS + 1
+    assert log_files(killed) == log_files(clean)  # the training log too: rebuilt from the saved epochs
+    assert {"metrics.json", "plots/metrics/train_loss.tsv", "plots/metrics/valid_ndcg_10.tsv"} <= set(log_files(clean))
+    assert len((clean / LOG / "plots/metrics/train_loss.tsv").read_text().splitlines()) == EPOCHS + 1
 
     kill_during_epoch(killed, after_epochs=2)
     loop = killed / "pad/train/loop.py"
@@ -87,4 +93,4 @@ def test_sigkill_mid_epoch_then_rerun_gives_the_same_metrics_and_code_edits_neve
 
     again = run(clean, "pretrain")  # like `dvc repro -f`: trains anew and writes every output
     assert first_epoch(again) == 1
-    assert len((clean / "plots/pretrain.tsv").read_text().splitlines()) == EPOCHS + 1
+    assert len((clean / LOG / "plots/metrics/train_loss.tsv").read_text().splitlines()) == EPOCHS + 1

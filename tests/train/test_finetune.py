@@ -62,9 +62,9 @@ def test_finetune_trains_every_backbone_and_keeps_text_frozen(tmp_path, backbone
     assert model.names == ["id", "align", "llm"]  # canonical order
     before = {k: v.clone() for k, v in model.state_dict().items()}
     result, gate_losses, check = finetune(data, model, cfg, ft_cfg(gate), EV, device=torch.device("cpu"),
-                                   log_path=tmp_path / "ft.tsv", resume_root=tmp_path / "cache")
+                                          live_dir=tmp_path / "live", resume_root=tmp_path / "cache")
     after = model.state_dict()
-    assert result.epochs_run == 2 and (tmp_path / "ft.tsv").read_text().startswith("epoch\ttrain_loss")
+    assert result.epochs_run == 2 and (tmp_path / "live/plots/metrics/train_loss.tsv").read_text().startswith("step\t")
     assert len(gate_losses) == 2 and all(np.isfinite(gate_losses)) and check is None
     assert torch.equal(model.experts["llm"].items.text_emb, text())  # raw LLM embeddings frozen
     assert "text_emb" not in " ".join(after)  # ... and not saved
@@ -85,8 +85,21 @@ def test_learns_the_walk(tmp_path):
     torch.manual_seed(0)
     model = build_pad(["id", "llm"], "bucket", cfg, text(), data.item_buckets, n_buckets=N_BUCKETS)
     result, _, _ = finetune(data, model, cfg, ft_cfg(experts=("id", "llm"), epochs=8), EV, device=torch.device("cpu"),
-                         log_path=tmp_path / "ft.tsv", resume_root=tmp_path)
+                            live_dir=tmp_path / "live", resume_root=tmp_path)
     assert result.best_valid["hr_10"] > 60  # the LLM expert alone; 10 of 30 items would be chance (33%)
+
+
+def test_without_an_llm_expert_the_log_is_empty_but_present(tmp_path):
+    """No LLM expert, no epochs: the DVCLive folder still holds the stage's declared outputs (for `dvc repro`)."""
+    cfg = model_cfg()
+    data = prepared(cfg)
+    torch.manual_seed(0)
+    model = build_pad(["id", "align"], "bucket", cfg, text(), data.item_buckets, n_buckets=N_BUCKETS)
+    result, _, _ = finetune(data, model, cfg, ft_cfg(experts=("id", "align")), EV, device=torch.device("cpu"),
+                         live_dir=tmp_path / "live", resume_root=tmp_path)
+    assert result.epochs_run == 0
+    assert (tmp_path / "live/metrics.json").read_text().strip() == "{}"
+    assert (tmp_path / "live/plots/metrics").is_dir() and not any((tmp_path / "live/plots/metrics").iterdir())
 
 
 def test_experts_start_from_their_checkpoints_and_round_trip(tmp_path):
@@ -183,7 +196,7 @@ def test_gate_check_keeps_the_gate_only_where_it_beats_every_expert_on_held_out_
     torch.manual_seed(0)
     model = build_pad(["id", "align", "llm"], "bucket", cfg, text(), data.item_buckets, n_buckets=N_BUCKETS)
     result, gate_losses, check = finetune(data, model, cfg, ft_cfg(check=True), EV, device=torch.device("cpu"),
-                                          log_path=tmp_path / "ft.tsv", resume_root=tmp_path / "cache")
+                                          live_dir=tmp_path / "live", resume_root=tmp_path / "cache")
     valid = data.splits["valid"]
     alone = {n: evaluate_split(e, valid, data.item_buckets, 10, 32, n_buckets=N_BUCKETS)["ndcg_10"]
              for n, e in model.experts.items()}

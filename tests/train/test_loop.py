@@ -1,6 +1,8 @@
 """The generic training loop: early stopping keeps the best weights, resume, logging, frozen params."""
 import copy
 import functools
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,6 +26,17 @@ def setup(loss="ce"):
     return model, data, functools.partial(recommendation_loss, kind=loss)
 
 
+def live_files(folder: Path) -> dict[str, str]:
+    """Every file of a DVCLive folder (relative path -> text)."""
+    return {str(f.relative_to(folder)): f.read_text() for f in sorted(folder.rglob("*")) if f.is_file()}
+
+
+def live_columns(folder: Path) -> dict[str, list[list[str]]]:
+    """The per-epoch TSVs of a DVCLive folder: logged name -> rows (header first)."""
+    return {f.stem: [line.split("\t") for line in f.read_text().splitlines()]
+            for f in sorted((folder / "plots/metrics").glob("*.tsv"))}
+
+
 def tcfg(**kw):
     base = dict(epochs=6, batch_size=16, lr=0.01, weight_decay=0.0, patience=2, seed=3, time_budget_s=0.0)
     return TrainConfig(**{**base, **kw})
@@ -38,13 +51,22 @@ def test_early_stopping_keeps_the_best_epoch_weights(tmp_path):
         states.append(copy.deepcopy(m.state_dict()))
         return {"ndcg_10": next(scripted), "hr_10": 0.0}
 
-    result = fit(model, data, loss_fn, valid_fn, tcfg(), log_path=tmp_path / "log.tsv")
+    result = fit(model, data, loss_fn, valid_fn, tcfg(), live_dir=tmp_path / "live")
     assert (result.best_epoch, result.epochs_run, result.stop_reason) == (2, 4, "patience")
     for k, v in model.state_dict().items():
         torch.testing.assert_close(v, states[1][k])
-    lines = (tmp_path / "log.tsv").read_text().splitlines()
-    assert lines[0].split("\t")[:6] == ["epoch", "train_loss", "valid_ndcg_10", "valid_hr_10", "epoch_s", "samples_per_s"]
-    assert len(lines) == 5
+    columns = live_columns(tmp_path / "live")  # one TSV per value, one row per epoch, no timings
+    assert set(columns) == {"train_loss", "valid_ndcg_10", "valid_hr_10"}
+    for name, rows in columns.items():
+        assert rows[0] == ["step", name] and [r[0] for r in rows[1:]] == ["1", "2", "3", "4"]
+    assert [float(r[1]) for r in columns["valid_ndcg_10"][1:]] == [1.0, 3.0, 2.0, 2.5]
+    assert [float(r[1]) for r in columns["train_loss"][1:]] == [r["train_loss"] for r in result.rows]
+    summary = json.loads((tmp_path / "live/metrics.json").read_text())  # the last epoch's values
+    assert summary == {"train_loss": result.rows[-1]["train_loss"], "valid_ndcg_10": 2.5, "valid_hr_10": 0.0, "step": 4}
+    assert set(live_files(tmp_path / "live")) == {"metrics.json", *(f"plots/metrics/{n}.tsv" for n in columns)}
+    timings = result.timings()["epochs"]  # the timings go to timings/<stage>.json instead
+    assert [t["epoch"] for t in timings] == [1, 2, 3, 4]
+    assert set(timings[0]) == {"epoch", "epoch_s", "samples_per_s", "eval_s", "epoch_cpu_s"}
 
 
 def test_custom_loss_with_extra_logged_values_and_frozen_params(tmp_path):
@@ -58,9 +80,9 @@ def test_custom_loss_with_extra_logged_values_and_frozen_params(tmp_path):
         return rec + 0.1 * extra, {"align_loss": extra}
 
     fit(model, data, loss_fn, lambda m: {"ndcg_10": 0.0, "hr_10": 0.0}, tcfg(epochs=2, patience=0),
-        log_path=tmp_path / "log.tsv")
-    header = (tmp_path / "log.tsv").read_text().splitlines()[0].split("\t")
-    assert "align_loss" in header
+        live_dir=tmp_path / "live")
+    assert len(live_columns(tmp_path / "live")["align_loss"]) == 3
+    assert "align_loss" in json.loads((tmp_path / "live/metrics.json").read_text())
     for k, v in model.backbone.state_dict().items():
         torch.testing.assert_close(v, frozen[k])
 
@@ -69,7 +91,7 @@ class Killed(Exception):
     pass
 
 
-def test_resume_after_a_kill_gives_the_same_result(tmp_path):
+def test_resume_after_a_kill_gives_the_same_result_and_log(tmp_path):
     def run(resume_dir, kill_at=None):
         model, data, loss_fn = setup("bce")
         epochs = iter(range(1, 100))
@@ -79,17 +101,23 @@ def test_resume_after_a_kill_gives_the_same_result(tmp_path):
                 raise Killed
             return {"ndcg_10": -float(m.items().detach().norm()), "hr_10": 0.0}  # deterministic, weight-dependent
 
-        result = fit(model, data, loss_fn, valid_fn, tcfg(epochs=4, patience=0), resume_dir=resume_dir)
+        result = fit(model, data, loss_fn, valid_fn, tcfg(epochs=4, patience=0), resume_dir=resume_dir,
+                     live_dir=resume_dir / "live")
         return model, result
 
     full, full_result = run(tmp_path / "a")
     with pytest.raises(Killed):
         run(tmp_path / "b", kill_at=3)
+    killed = tmp_path / "b/live/plots/metrics/train_loss.tsv"
+    assert len(killed.read_text().splitlines()) == 3  # epochs 1 and 2 logged before the kill
+    killed.write_text(killed.read_text() + "3\t0.12")  # and a line half-written as the process died
     resumed, resumed_result = run(tmp_path / "b")
     assert [r["epoch"] for r in resumed_result.rows] == [1, 2, 3, 4]
     assert resumed_result.best_epoch == full_result.best_epoch
     for k, v in resumed.state_dict().items():
         torch.testing.assert_close(v, full.state_dict()[k])
+    assert live_files(tmp_path / "b/live") == live_files(tmp_path / "a/live")  # byte for byte
+    assert len(live_columns(tmp_path / "a/live")["train_loss"]) == 5
 
 
 def test_time_budget_stops_after_the_epoch_that_passes_it():
@@ -129,7 +157,7 @@ def test_a_non_finite_loss_stops_with_one_line(tmp_path):
 
     with pytest.raises(PadError, match="training loss is nan") as err:
         fit(model, data, nan_loss, lambda m: {"ndcg_10": 0.0, "hr_10": 0.0}, tcfg(), resume_dir=tmp_path / "r",
-            log_path=tmp_path / "log.tsv")
+            live_dir=tmp_path / "live")
     assert "\n" not in str(err.value)
     assert not (tmp_path / "r/last.pt").exists()  # nothing saved from the failed epoch
 
@@ -138,13 +166,13 @@ def test_the_log_is_written_even_when_no_epoch_is_left_to_run(tmp_path):
     model, data, loss_fn = setup()
     valid = lambda m: {"ndcg_10": 0.0, "hr_10": 0.0}  # noqa: E731
     fit(model, data, loss_fn, valid, tcfg(epochs=2, patience=0), resume_dir=tmp_path / "r")  # killed before writing
-    (tmp_path / "log.tsv").unlink(missing_ok=True)
     result = fit(model, data, loss_fn, valid, tcfg(epochs=2, patience=0), resume_dir=tmp_path / "r",
-                 log_path=tmp_path / "log.tsv")
-    assert result.epochs_run == 2 and len((tmp_path / "log.tsv").read_text().splitlines()) == 3
+                 live_dir=tmp_path / "live")
+    assert result.epochs_run == 2 and len(live_columns(tmp_path / "live")["train_loss"]) == 3
+    assert json.loads((tmp_path / "live/metrics.json").read_text())["step"] == 2
     clear_resume(result)
     assert not (tmp_path / "r").exists()
-    assert set(result.timings()) == {"seconds", "samples_per_s"}
+    assert set(result.timings()) == {"seconds", "samples_per_s", "epochs"}
 
 
 def rows_setup(loss="bce"):
