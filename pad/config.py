@@ -52,6 +52,12 @@ class Range:
         return "any finite number"
 
 
+@dataclass(frozen=True)
+class MayBeEmpty:
+    """Marks a list param that may be empty (`methods: []`): `Annotated[tuple[...], MayBeEmpty()]`; other lists
+    must have an entry."""
+
+
 SEED_MAX = 2**32 - 1  # numpy's legacy seed range; torch seeds derived from it, e.g. (seed * 100_003 + epoch) * 1_009, stay < 2**64
 
 
@@ -201,6 +207,21 @@ class EvaluateConfig:
     valid_users: Annotated[int, Range(ge=0)]  # early stopping ranks this seeded sample of validation users; 0 = all
 
 
+BaselineMethod = Literal["hybrid", "morec", "llminit", "alphafuse"]
+
+
+@dataclass(frozen=True)
+class BaselinesConfig(TrainConfig):
+    """The baselines stage (paper Table 2 and newer peers, DESIGN §12): which methods to train, with the same
+    data, text embeddings, `model.*` backbone and loss, and full-ranking evaluation as PAD. Empty = the stage
+    trains nothing and writes an empty metrics file (a default `dvc repro` pays nothing for it)."""
+
+    methods: Annotated[tuple[BaselineMethod, ...], MayBeEmpty()]
+    morec_tower: Literal["linear", "mlp"]  # MoRec's text tower (mlp: the reference code's deep TextMLP)
+    text_std: Annotated[float, Range(gt=0)]  # LLMInit / AlphaFuse: per-coordinate std of the text-derived vectors
+    null_dim: Annotated[int, Range(ge=1)]  # AlphaFuse: ID dimensions in the text's low-variance directions; < model.dim
+
+
 Seed = Annotated[int, Range(ge=0, le=SEED_MAX)]
 
 SECTIONS: dict[str, Any] = {
@@ -213,10 +234,11 @@ SECTIONS: dict[str, Any] = {
     "align": AlignConfig,
     "finetune": FinetuneConfig,
     "evaluate": EvaluateConfig,
+    "baselines": BaselinesConfig,
 }
 
 # The training phases: their `seed` field is the top-level `seed`, so one value seeds them all.
-SEEDED = ("pretrain", "align", "finetune")
+SEEDED = ("pretrain", "align", "finetune", "baselines")
 
 # YAML keys that are Python keywords map to a trailing-underscore field (align.lambda -> lambda_).
 _KEYWORD_FIELDS = {"lambda": "lambda_"}
@@ -309,6 +331,8 @@ def _coerce(tp: Any, value: Any, *, key: str, file: str) -> Any:
     origin = typing.get_origin(tp)
     if origin is Annotated:
         base, *extras = typing.get_args(tp)
+        if value == [] and any(isinstance(e, MayBeEmpty) for e in extras):
+            return ()
         value = _coerce(base, value, key=key, file=file)
         for valid in (e for e in extras if isinstance(e, Range)):
             if value not in valid:
