@@ -52,12 +52,6 @@ class Range:
         return "any finite number"
 
 
-@dataclass(frozen=True)
-class MayBeEmpty:
-    """Marks a list param that may be empty (`methods: []`): `Annotated[tuple[...], MayBeEmpty()]`; other lists
-    must have an entry."""
-
-
 SEED_MAX = 2**32 - 1  # numpy's legacy seed range; torch seeds derived from it, e.g. (seed * 100_003 + epoch) * 1_009, stay < 2**64
 
 
@@ -207,6 +201,9 @@ class EvaluateConfig:
     valid_users: Annotated[int, Range(ge=0)]  # early stopping ranks this seeded sample of validation users; 0 = all
 
 
+# Field metadata of a list param that may be empty (`baselines.methods: []`); other lists need an entry.
+MAY_BE_EMPTY = "may_be_empty"
+
 BaselineMethod = Literal["hybrid", "morec", "llminit", "alphafuse"]
 
 
@@ -216,7 +213,7 @@ class BaselinesConfig(TrainConfig):
     data, text embeddings, `model.*` backbone and loss, and full-ranking evaluation as PAD. Empty = the stage
     trains nothing and writes an empty metrics file (a default `dvc repro` pays nothing for it)."""
 
-    methods: Annotated[tuple[BaselineMethod, ...], MayBeEmpty()]
+    methods: tuple[BaselineMethod, ...] = dataclasses.field(metadata={MAY_BE_EMPTY: True})  # [] allowed
     morec_tower: Literal["linear", "mlp"]  # MoRec's text tower (mlp: the reference code's deep TextMLP)
     text_std: Annotated[float, Range(gt=0)]  # LLMInit / AlphaFuse: per-coordinate std of the text-derived vectors
     null_dim: Annotated[int, Range(ge=1)]  # AlphaFuse: ID dimensions in the text's low-variance directions; < model.dim
@@ -311,10 +308,14 @@ def build(cls: type, value: Any, *, key: str, file: str) -> Any:
             known = ", ".join(sorted(_yaml_key(f) for f in fields))
             raise PadError(f"{file}: unknown key '{key}.{yaml_key}' (known keys of '{key}': {known})")
     kwargs = {}
+    may_be_empty = {f.name for f in dataclasses.fields(cls) if f.metadata.get(MAY_BE_EMPTY)}
     for field_name in sorted(fields):
         yaml_key = _yaml_key(field_name)
         if yaml_key not in value:
             raise PadError(f"{file}: missing key '{key}.{yaml_key}'")
+        if field_name in may_be_empty and value[yaml_key] == []:
+            kwargs[field_name] = ()
+            continue
         kwargs[field_name] = _coerce(hints[field_name], value[yaml_key], key=f"{key}.{yaml_key}", file=file)
     built = cls(**kwargs)
     for sub_key, problem in getattr(built, "problems", lambda: ())():
@@ -331,8 +332,6 @@ def _coerce(tp: Any, value: Any, *, key: str, file: str) -> Any:
     origin = typing.get_origin(tp)
     if origin is Annotated:
         base, *extras = typing.get_args(tp)
-        if value == [] and any(isinstance(e, MayBeEmpty) for e in extras):
-            return ()
         value = _coerce(base, value, key=key, file=file)
         for valid in (e for e in extras if isinstance(e, Range)):
             if value not in valid:
