@@ -204,7 +204,7 @@ class EvaluateConfig:
 # Field metadata of a list param that may be empty (`baselines.methods: []`); other lists need an entry.
 MAY_BE_EMPTY = "may_be_empty"
 
-BaselineMethod = Literal["hybrid", "morec", "llminit", "alphafuse"]
+BaselineMethod = Literal["hybrid", "morec", "llminit", "alphafuse", "llmesr"]
 
 
 @dataclass(frozen=True)
@@ -217,6 +217,8 @@ class BaselinesConfig(TrainConfig):
     morec_tower: Literal["linear", "mlp"]  # MoRec's text tower (mlp: the reference code's deep TextMLP)
     text_std: Annotated[float, Range(gt=0)]  # LLMInit / AlphaFuse: per-coordinate std of the text-derived vectors
     null_dim: Annotated[int, Range(ge=1)]  # AlphaFuse: ID dimensions in the text's low-variance directions; < model.dim
+    llmesr_alpha: Annotated[float, Range(ge=0)]  # LLM-ESR: weight of the self-distillation from similar users
+    llmesr_neighbours: Annotated[int, Range(ge=1)]  # LLM-ESR: similar users retrieved per user (from training data)
 
 
 Seed = Annotated[int, Range(ge=0, le=SEED_MAX)]

@@ -124,6 +124,8 @@ OUT_OF_RANGE = [
     ("finetune.gate_epochs", -1, "must be >= 0"),
     ("baselines.text_std", 0, "must be > 0"),
     ("baselines.null_dim", 0, "must be >= 1"),
+    ("baselines.llmesr_alpha", -0.1, "must be >= 0"),
+    ("baselines.llmesr_neighbours", 0, "must be >= 1"),
     ("evaluate.k", 0, "must be >= 1"),
     ("evaluate.user_chunk", 0, "must be >= 1"),
     ("evaluate.valid_users", -1, "must be >= 0"),

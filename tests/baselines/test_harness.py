@@ -34,11 +34,11 @@ def test_each_method_trains_and_beats_a_random_ranking(tmp_path, method):
     assert not any((tmp_path / "cache").glob("*/last.pt"))  # the resume state is cleared once done
 
 
-@pytest.mark.parametrize("method", ["hybrid", "alphafuse"])
+@pytest.mark.parametrize("method", ["hybrid", "alphafuse", "llmesr"])
 @pytest.mark.parametrize("backbone,loss", [("gru4rec", "bce"), ("caser", "sampled_ce")])
 def test_methods_run_with_other_backbones_and_losses(tmp_path, method, backbone, loss):
     cfg = model_cfg(backbone, loss)
-    expert, result = train_method(method, prepared(cfg), text(), cfg, base_cfg(epochs=1), EV,
+    expert, result = train_method(method, prepared(cfg), sequences(), text(), cfg, base_cfg(epochs=1), EV,
                                   device=torch.device("cpu"), resume_root=tmp_path)
     assert result.epochs_run == 1 and torch.isfinite(expert.item_vectors()).all()
 
@@ -46,10 +46,10 @@ def test_methods_run_with_other_backbones_and_losses(tmp_path, method, backbone,
 def test_embeddings_of_other_items_are_one_line_errors(tmp_path):
     cfg = model_cfg()
     with pytest.raises(PadError, match="the text embeddings have 49 items but the prepared data has 50"):
-        train_method("hybrid", prepared(cfg), text()[:-1], cfg, base_cfg(), EV, device=torch.device("cpu"),
-                     resume_root=tmp_path)
+        train_method("hybrid", prepared(cfg), sequences(), text()[:-1], cfg, base_cfg(), EV,
+                     device=torch.device("cpu"), resume_root=tmp_path)
     with pytest.raises(PadError, match="unknown baseline 'smem'"):
-        train_method("smem", prepared(cfg), text(), cfg, base_cfg(), EV, device=torch.device("cpu"),
+        train_method("smem", prepared(cfg), sequences(), text(), cfg, base_cfg(), EV, device=torch.device("cpu"),
                      resume_root=tmp_path)
 
 

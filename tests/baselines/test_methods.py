@@ -6,17 +6,17 @@ import pytest
 import torch
 from torch import nn
 
-from pad.baselines import alphafuse, hybrid, llminit, morec
+from pad.baselines import alphafuse, hybrid, llmesr, llminit, morec
 from pad.baselines.harness import train_method
 from pad.baselines.whiten import whitened_pca
 from pad.errors import PadError
-from tests.baselines.conftest import DIM, EV, N_ITEMS, TEXT_DIM, base_cfg, model_cfg, prepared, text
+from tests.baselines.conftest import DIM, EV, N_ITEMS, TEXT_DIM, base_cfg, model_cfg, prepared, sequences, text
 
 
 def trained(method: str, tmp_path, **kw):
     cfg = model_cfg()
     torch.manual_seed(0)
-    return train_method(method, prepared(cfg), text(), cfg, base_cfg(epochs=2, **kw), EV,
+    return train_method(method, prepared(cfg), sequences(), text(), cfg, base_cfg(epochs=2, **kw), EV,
                         device=torch.device("cpu"), resume_root=tmp_path)[0]
 
 
@@ -104,3 +104,55 @@ def test_alphafuse_id_part_stays_in_the_null_space_after_training(tmp_path):
 def test_alphafuse_needs_some_id_free_semantic_directions(null_dim):
     with pytest.raises(PadError, match="'baselines.null_dim' is"):
         alphafuse.build(text(), model_cfg(), base_cfg(null_dim=null_dim))
+
+
+def test_llmesr_retrieves_similar_users_from_training_items_only():
+    seqs = sequences()
+    near = llmesr.similar_users(seqs, text(), 3)
+    assert near.shape == (len(seqs), 3)
+    assert not (near == torch.arange(len(seqs))[:, None]).any()  # never oneself
+    changed = [np.concatenate([s[:-2], (s[-2:] + 7) % N_ITEMS + 1]) for s in seqs]  # other valid / test targets
+    assert torch.equal(llmesr.similar_users(changed, text(), 3), near)
+    twins = [np.array([1, 2, 3, 9, 9]), np.array([4, 5, 6, 8, 8]), np.array([1, 2, 3, 7, 7])]
+    assert llmesr.similar_users(twins, text(), 1)[:, 0].tolist()[::2] == [2, 0]  # equal training items: nearest
+    with pytest.raises(PadError, match="at least 2 users"):
+        llmesr.similar_users(seqs[:1], text(), 3)
+
+
+def test_llmesr_distils_from_the_similar_users_training_sequences(monkeypatch):
+    cfg = model_cfg()
+    seqs = sequences()
+    seen: list[torch.Tensor] = []
+    expert = llmesr.build(text(), cfg, base_cfg())
+    encode = expert.encode
+    monkeypatch.setattr(expert, "encode", lambda s: seen.append(s) or encode(s))
+    loss_fn = llmesr.objective(seqs, text(), cfg, base_cfg(llmesr_alpha=0.5))
+    batch = next(prepared(cfg).train.batches(1, 8, seed=0))
+    loss, extra = loss_fn(expert, batch)
+    assert torch.isfinite(loss) and extra["distill_loss"] > 0
+    teachers = seen[-1]  # (B*k, L): the neighbours' inputs are their training parts, no valid / test target
+    near = llmesr.similar_users(seqs, text(), 3)[batch.users].flatten()
+    for row, u in zip(teachers, near.tolist()):
+        assert row[row != 0].tolist() == seqs[u][:-2][-cfg.max_len:].tolist()
+    without = llmesr.objective(seqs, text(), cfg, base_cfg(llmesr_alpha=0.0))
+    torch.manual_seed(0)
+    expert.eval()
+    a = loss_fn(expert, batch)[0]
+    b = without(expert, batch)[0]
+    torch.testing.assert_close(a - b, 0.5 * loss_fn(expert, batch)[1]["distill_loss"])
+
+
+def test_llmesr_scores_are_the_sum_of_its_two_views_through_one_shared_backbone():
+    cfg = model_cfg()
+    expert = llmesr.build(text(), cfg, base_cfg()).eval()
+    one = llminit.build(text(), cfg, base_cfg()).backbone  # a plain model.backbone
+    assert sum(p.numel() for p in expert.backbone.parameters()) == sum(p.numel() for p in one.parameters())
+    seqs = torch.tensor([[0, 0, 1, 3, 5, 7]])
+    state = expert.encode(seqs)[:, -1]  # (1, 2d)
+    table = expert.item_vectors()  # (N+1, 2d)
+    items = expert.items
+    id_part = state[:, :DIM] @ items.ids().T
+    llm_part = state[:, DIM:] @ items.llm_view().T
+    torch.testing.assert_close(expert.score(state[:, None], None)[:, 0], id_part + llm_part)
+    torch.testing.assert_close(table[:, :DIM], whitened_pca(text(), DIM))  # the ID view starts from the text PCA
+    assert "text_emb" not in " ".join(expert.state_dict()) and not items.text_emb.requires_grad
