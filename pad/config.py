@@ -215,7 +215,7 @@ class BaselinesConfig(TrainConfig):
 
     methods: tuple[BaselineMethod, ...] = dataclasses.field(metadata={MAY_BE_EMPTY: True})  # [] allowed
     morec_tower: Literal["linear", "mlp"]  # MoRec's text tower (mlp: the reference code's deep TextMLP)
-    text_std: Annotated[float, Range(gt=0)]  # LLMInit / AlphaFuse: per-coordinate std of the text-derived vectors
+    text_std: Annotated[float, Range(gt=0)]  # LLMInit / AlphaFuse / LLM-ESR: per-coordinate std of the text PCA
     null_dim: Annotated[int, Range(ge=1)]  # AlphaFuse: ID dimensions in the text's low-variance directions; < model.dim
     llmesr_alpha: Annotated[float, Range(ge=0)]  # LLM-ESR: weight of the self-distillation from similar users
     llmesr_neighbours: Annotated[int, Range(ge=1)]  # LLM-ESR: similar users retrieved per user (from training data)

@@ -38,8 +38,9 @@ def make_project(root: Path, methods: list[str], data: bool = True) -> None:
     seqs = [[(int(s) + 2 * i - 1) % N_ITEMS + 1 for i in range(int(rng.integers(5, 10)))]
             for s in rng.integers(1, N_ITEMS + 1, N_USERS)]
     (root / "data").mkdir()
-    pl.DataFrame({"user_idx": np.arange(N_USERS, dtype=np.int32), "user_id": [f"u{i}" for i in range(N_USERS)],
-                  "items": seqs}, schema_overrides={"items": pl.List(pl.Int32)}).write_parquet(root / "data/seq.parquet")
+    users = pl.DataFrame({"user_idx": np.arange(N_USERS, dtype=np.int32), "user_id": [f"u{i}" for i in range(N_USERS)],
+                          "items": seqs}, schema_overrides={"items": pl.List(pl.Int32)})
+    users.write_parquet(root / "data/seq.parquet")
     items = pl.DataFrame({"item_idx": np.arange(1, N_ITEMS + 1, dtype=np.int32),
                           "item_id": [f"i{i}" for i in range(N_ITEMS)], "text": [f"t{i}" for i in range(N_ITEMS)],
                           "train_freq": np.ones(N_ITEMS, dtype=np.int32),
