@@ -17,7 +17,7 @@ app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 data_app = typer.Typer(help="Get raw data sets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
-STAGES = ("prepare", "embed", "pretrain", "align", "finetune", "evaluate")
+STAGES = ("prepare", "embed", "pretrain", "align", "finetune", "evaluate", "baselines")
 
 def run_stage_script(name: str) -> None:
     script = Path("stages") / f"{name}.py"
@@ -91,6 +91,8 @@ def report(
     table = rep.render_table(rows, split) + "\n" + rep.render_history_table(rows, split)
     seeds = rep.render_seed_table(rows, split)
     table += "\n" + seeds if seeds else ""
+    table2 = rep.render_baselines_table(rows, split)
+    table += "\n" + table2 if table2 else ""
     if per_user is None and Path(rep.PER_USER_FILE).is_file():
         per_user = Path(rep.PER_USER_FILE)
     if per_user is not None:

@@ -201,6 +201,26 @@ class EvaluateConfig:
     valid_users: Annotated[int, Range(ge=0)]  # early stopping ranks this seeded sample of validation users; 0 = all
 
 
+# Field metadata of a list param that may be empty (`baselines.methods: []`); other lists need an entry.
+MAY_BE_EMPTY = "may_be_empty"
+
+BaselineMethod = Literal["hybrid", "morec", "llminit", "alphafuse", "llmesr"]
+
+
+@dataclass(frozen=True)
+class BaselinesConfig(TrainConfig):
+    """The baselines stage (paper Table 2 and newer peers, DESIGN §12): which methods to train, with the same
+    data, text embeddings, `model.*` backbone and loss, and full-ranking evaluation as PAD. Empty = the stage
+    trains nothing and writes an empty metrics file (a default `dvc repro` pays nothing for it)."""
+
+    methods: tuple[BaselineMethod, ...] = dataclasses.field(metadata={MAY_BE_EMPTY: True})  # [] allowed
+    morec_tower: Literal["linear", "mlp"]  # MoRec's text tower (mlp: the reference code's deep TextMLP)
+    text_std: Annotated[float, Range(gt=0)]  # LLMInit / AlphaFuse / LLM-ESR: per-coordinate std of the text PCA
+    null_dim: Annotated[int, Range(ge=1)]  # AlphaFuse: ID dimensions in the text's low-variance directions; < model.dim
+    llmesr_alpha: Annotated[float, Range(ge=0)]  # LLM-ESR: weight of the self-distillation from similar users
+    llmesr_neighbours: Annotated[int, Range(ge=1)]  # LLM-ESR: similar users retrieved per user (from training data)
+
+
 Seed = Annotated[int, Range(ge=0, le=SEED_MAX)]
 
 SECTIONS: dict[str, Any] = {
@@ -213,10 +233,11 @@ SECTIONS: dict[str, Any] = {
     "align": AlignConfig,
     "finetune": FinetuneConfig,
     "evaluate": EvaluateConfig,
+    "baselines": BaselinesConfig,
 }
 
 # The training phases: their `seed` field is the top-level `seed`, so one value seeds them all.
-SEEDED = ("pretrain", "align", "finetune")
+SEEDED = ("pretrain", "align", "finetune", "baselines")
 
 # YAML keys that are Python keywords map to a trailing-underscore field (align.lambda -> lambda_).
 _KEYWORD_FIELDS = {"lambda": "lambda_"}
@@ -289,10 +310,14 @@ def build(cls: type, value: Any, *, key: str, file: str) -> Any:
             known = ", ".join(sorted(_yaml_key(f) for f in fields))
             raise PadError(f"{file}: unknown key '{key}.{yaml_key}' (known keys of '{key}': {known})")
     kwargs = {}
+    may_be_empty = {f.name for f in dataclasses.fields(cls) if f.metadata.get(MAY_BE_EMPTY)}
     for field_name in sorted(fields):
         yaml_key = _yaml_key(field_name)
         if yaml_key not in value:
             raise PadError(f"{file}: missing key '{key}.{yaml_key}'")
+        if field_name in may_be_empty and value[yaml_key] == []:
+            kwargs[field_name] = ()
+            continue
         kwargs[field_name] = _coerce(hints[field_name], value[yaml_key], key=f"{key}.{yaml_key}", file=file)
     built = cls(**kwargs)
     for sub_key, problem in getattr(built, "problems", lambda: ())():

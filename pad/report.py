@@ -22,6 +22,10 @@ from pad.errors import PadError
 from pad.io import atomic_path
 
 METRICS_FILE = "metrics/evaluate.json"
+BASELINES_FILE = "metrics/baselines.json"  # the baselines stage (pad.baselines): {method: {valid, test, train}}
+BASELINES_PREFIX = "baselines"  # its metrics join each run's under `baselines.<method>.<split>...`
+BASELINE_METHODS = (("hybrid", "Hybrid"), ("morec", "MoRec"), ("llminit", "LLMInit"), ("alphafuse", "AlphaFuse"),
+                    ("llmesr", "LLM-ESR"))
 PER_USER_FILE = "metrics/per_user.parquet"  # the evaluate stage's per-user scores (pad.evaluation.per_user)
 PARAMS_FILE = "params.yaml"
 MISSING = "–"
@@ -102,8 +106,10 @@ def _experiment(rev: dict, name: str, status: str, metrics_file: str) -> Experim
     params = flatten(_file_data(data.get("params"), PARAMS_FILE))
     metrics: dict[str, float] = {}
     if status not in ("failed", "queued", "running") and not rev.get("error"):
-        metrics = {k: float(v) for k, v in flatten(_file_data(data.get("metrics"), metrics_file)).items()
-                   if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        files = [(metrics_file, "")] + ([(BASELINES_FILE, BASELINES_PREFIX)] if metrics_file == METRICS_FILE else [])
+        for file, prefix in files:
+            metrics.update({k: float(v) for k, v in flatten(_file_data(data.get("metrics"), file), prefix).items()
+                            if isinstance(v, (int, float)) and not isinstance(v, bool)})
     return Experiment(name, status, params, metrics)
 
 
@@ -239,6 +245,43 @@ def render_history_table(rows: list[Experiment], split: str = "test") -> str:
         cells = [name] + [_num(r.metrics, f"{split}.{model}.history.{g}.{m}") for model, _ in MODELS
                           for g in USER_GROUPS for m in ("hr_10", "ndcg_10")]
         lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def baseline_methods(rows: list[Experiment]) -> list[str]:
+    """The methods that have baselines-stage metrics in any row: the known ones in Table 2's order, then others."""
+    found = {k.split(".")[1] for r in rows for k in r.metrics if k.startswith(f"{BASELINES_PREFIX}.")}
+    known = [m for m, _ in BASELINE_METHODS if m in found]
+    return known + sorted(found - set(known))
+
+
+def render_baselines_table(rows: list[Experiment], split: str = "test") -> str:
+    """Markdown, the paper's Table 2: per run (or per configuration run over seeds: mean ± std), one row per
+    method: SASRec and PAD from evaluate.json, the baselines from baselines.json; HR@10 / nDCG@10 overall and
+    on warm / median / cold items. "" when no run has baselines metrics (`baselines.methods` empty)."""
+    methods = baseline_methods(rows)
+    if not methods:
+        return ""
+    labels = dict(BASELINE_METHODS)
+    grouped = seed_groups(rows)
+    in_groups = {id(r) for g in grouped for r in g}
+    units = [(re.sub(r"-s\d+$", "", g[0].name), g) for g in grouped]
+    units += [(r.name, [r]) for r in rows if id(r) not in in_groups and r.metrics]
+    units = [(name, g) for name, g in units if any(k.startswith(f"{BASELINES_PREFIX}.") for r in g for k in r.metrics)]
+    header = ["Run", "Method"] + [f"{w}{m}" for w in ("", *(f"{g} " for g in GROUPS)) for m in ("HR@10", "nDCG@10")]
+    lines = [f"Table 2 ({split}, history excluded; SASRec and PAD from `{METRICS_FILE}`, the others from "
+             f"`{BASELINES_FILE}`; mean ± std where a configuration ran over several seeds):", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    models = [("SASRec", f"{split}.sasrec")]
+    models += [(labels.get(m, m), f"{BASELINES_PREFIX}.{m}.{split}") for m in methods]
+    models += [("PAD", f"{split}.pad")]
+    for name, group in units:
+        for label, prefix in models:
+            keys = [f"{prefix}.{m}" for m in ("hr_10", "ndcg_10")]
+            keys += [f"{prefix}.{g}.{m}" for g in GROUPS for m in ("hr_10", "ndcg_10")]
+            cells = [_num(group[0].metrics, k) if len(group) == 1 else
+                     _mean_std([r.metrics[k] for r in group if k in r.metrics]) for k in keys]
+            lines.append("| " + " | ".join([name, label, *cells]) + " |")
     return "\n".join(lines) + "\n"
 
 

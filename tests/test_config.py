@@ -109,7 +109,7 @@ OUT_OF_RANGE = [
     ("model.dropout", 1, "must be in [0, 1)"),
     ("model.max_len", 0, "must be >= 1"),
     ("model.negatives", 0, "must be >= 1"),
-    *[(f"{phase}.{key}", value, rule) for phase in ("pretrain", "align", "finetune") for key, value, rule in [
+    *[(f"{phase}.{key}", value, rule) for phase in ("pretrain", "align", "finetune", "baselines") for key, value, rule in [
         ("epochs", 0, "must be >= 1"),
         ("batch_size", 0, "must be >= 1"),
         ("lr", 0, "must be > 0"),
@@ -122,6 +122,10 @@ OUT_OF_RANGE = [
     ("align.id_scale", -1, "must be >= 0"),
     ("finetune.gate_lr", 0, "must be > 0"),
     ("finetune.gate_epochs", -1, "must be >= 0"),
+    ("baselines.text_std", 0, "must be > 0"),
+    ("baselines.null_dim", 0, "must be >= 1"),
+    ("baselines.llmesr_alpha", -0.1, "must be >= 0"),
+    ("baselines.llmesr_neighbours", 0, "must be >= 1"),
     ("evaluate.k", 0, "must be >= 1"),
     ("evaluate.user_chunk", 0, "must be >= 1"),
     ("evaluate.valid_users", -1, "must be >= 0"),

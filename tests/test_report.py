@@ -225,3 +225,48 @@ def test_runs_differing_only_in_seed_are_averaged(doc):
     mean = sum(pad) / 3
     std = (sum((v - mean) ** 2 for v in pad) / 2) ** 0.5
     assert cells["PAD HR@10"] == f"{mean:.3f} ± {std:.3f}"
+
+
+def _baselines_metrics(hr: float) -> dict:
+    """A metrics/baselines.json tree like the baselines stage writes (two methods, test and valid)."""
+    split = {"hr_10": hr, "ndcg_10": hr / 2, "warm": {"hr_10": hr + 1, "ndcg_10": 1.0},
+             "median": {"hr_10": hr, "ndcg_10": 0.5}, "cold": {"hr_10": hr - 1, "ndcg_10": 0.25}}
+    return {"hybrid": {"valid": split, "test": split, "train": {"best_epoch": 3, "epochs": 6}},
+            "alphafuse": {"valid": split, "test": {**split, "hr_10": hr + 2}, "train": {"best_epoch": 2, "epochs": 5}}}
+
+
+def _table2_row(table: str, run: str, method: str) -> dict[str, str]:
+    lines = [ln for ln in table.splitlines() if ln.startswith("| ")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    (line,) = [ln for ln in lines if [c.strip() for c in ln.strip("|").split("|")][:2] == [run, method]]
+    return dict(zip(header, [c.strip() for c in line.strip("|").split("|")]))
+
+
+def test_table2_has_sasrec_the_baselines_and_pad_per_run(doc):
+    assert report.render_baselines_table(report.parse_exp_show(doc)) == ""  # no baselines run yet
+    commit = next(c for c in doc if c["rev"] != "workspace")
+    commit["data"]["metrics"][report.BASELINES_FILE] = {"data": _baselines_metrics(4.0)}
+    rows = report.parse_exp_show(doc)
+    assert rows[0].metrics["baselines.hybrid.test.hr_10"] == 4.0 and rows[0].metrics["test.pad.hr_10"] == 5.9924
+    table = report.render_baselines_table(rows)
+    methods = [ln.split("|")[2].strip() for ln in table.splitlines() if ln.startswith("| main ")]
+    assert methods == ["SASRec", "Hybrid", "AlphaFuse", "PAD"]  # Table 2's order, whatever the file's
+    assert _table2_row(table, "main", "SASRec")["HR@10"] == "5.323"
+    assert _table2_row(table, "main", "PAD")["nDCG@10"] == "3.687"
+    hybrid = _table2_row(table, "main", "Hybrid")
+    assert (hybrid["HR@10"], hybrid["nDCG@10"], hybrid["warm HR@10"], hybrid["cold nDCG@10"]) == \
+        ("4.000", "2.000", "5.000", "0.250")
+    assert _table2_row(table, "main", "AlphaFuse")["HR@10"] == "6.000"
+    assert "rq3-laplacian" not in table  # runs without baselines metrics are left out
+
+
+def test_table2_averages_runs_over_seeds(doc):
+    base = report.parse_exp_show(doc)[0]
+    runs = []
+    for seed, hr in ((2020, 4.0), (1, 5.0)):
+        metrics = {**base.metrics, **report.flatten(_baselines_metrics(hr), "baselines")}
+        runs.append(report.Experiment("main" if seed == 2020 else f"main-s{seed}", "success",
+                                      {**base.params, "seed": seed}, metrics))
+    table = report.render_baselines_table(runs)
+    assert _table2_row(table, "main", "Hybrid")["HR@10"] == f"4.500 ± {0.5 ** 0.5:.3f}"
+    assert _table2_row(table, "main", "SASRec")["HR@10"] == "5.323 ± 0.000"

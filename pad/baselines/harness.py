@@ -1,0 +1,90 @@
+"""Train and evaluate the baselines (DESIGN §12) under PAD's protocol: the same prepared data and split, text
+embeddings, `model.*` backbone and loss, training loop (AdamW, early stopping on validation nDCG@k with
+patience, best-validation weights kept) and full-ranking evaluation (history excluded and `unmasked`, overall,
+per item bucket and group, per user history group).
+
+metrics/baselines.json: {method: {"valid": ..., "test": ..., "train": {"best_epoch", "epochs"}}}, the valid/test
+trees laid out as evaluate.json's per model ({hr_10, ndcg_10, warm, median, cold, buckets, history, unmasked,
+...}); {} when `baselines.methods` is empty.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from pad.baselines import alphafuse, hybrid, llmesr, llminit, morec
+from pad.config import BaselinesConfig, EvaluateConfig, ModelConfig, train_config
+from pad.errors import PadError
+from pad.evaluation.phases import evaluate_models
+from pad.evaluation.users import history_groups
+from pad.losses.recommendation import recommendation_loss
+from pad.models import Expert
+from pad.train.checkpoint import resume_folder
+from pad.train.loop import FitResult, LossFn, clear_resume, fit, seed_everything
+from pad.train.pretrain import Prepared, valid_headline
+
+Builder = Callable[[Tensor, ModelConfig, BaselinesConfig], Expert]
+Objective = Callable[[list[np.ndarray], Tensor, ModelConfig, BaselinesConfig], LossFn]
+
+# method name -> its module's `build(text_emb, model_cfg, cfg) -> Expert`
+BUILDERS: dict[str, Builder] = {"hybrid": hybrid.build, "morec": morec.build, "llminit": llminit.build,
+                                "alphafuse": alphafuse.build, "llmesr": llmesr.build}
+# methods with a loss of their own: `objective(sequences, text_emb, model_cfg, cfg) -> loss_fn`; the others
+# train with the recommendation loss alone
+OBJECTIVES: dict[str, Objective] = {"llmesr": llmesr.objective}
+
+
+def train_method(method: str, data: Prepared, sequences: list[np.ndarray], text_emb: Tensor | np.ndarray,
+                 model_cfg: ModelConfig, cfg: BaselinesConfig, ev: EvaluateConfig, *, device: torch.device,
+                 resume_root: str | Path, world: int = 1,
+                 files: tuple[str | Path, ...] = ()) -> tuple[Expert, FitResult]:
+    """Seed, build `method`'s expert over the frozen (N+1, D) text matrix and train it with `model.loss` (plus
+    the method's own terms); returns it with its best-validation weights. `sequences` are the prepared ones
+    (`data` was built from them: batch.users index them)."""
+    if method not in BUILDERS:
+        raise PadError(f"unknown baseline {method!r}; known: {', '.join(BUILDERS)}")
+    text_emb = torch.as_tensor(text_emb, dtype=torch.float32)
+    if text_emb.shape[0] != data.n_items + 1:
+        raise PadError(f"the text embeddings have {text_emb.shape[0] - 1} items but the prepared data has "
+                       f"{data.n_items}; rerun the embed stage on the current items file (dvc repro embed)")
+    seed_everything(cfg.seed)
+    expert = BUILDERS[method](text_emb, model_cfg, cfg).to(device)
+    own = dataclasses.replace(cfg, methods=())  # the run does not depend on which other methods are listed
+    resume = resume_folder(resume_root, f"baselines-{method}", model_cfg, own, ev.k, world, files=files)
+    loss_fn = (OBJECTIVES[method](sequences, text_emb, model_cfg, cfg) if method in OBJECTIVES
+               else functools.partial(recommendation_loss, kind=model_cfg.loss))
+    result = fit(expert, data.train, loss_fn,
+                 valid_headline(data, ev), train_config(cfg), resume_dir=resume, monitor=f"ndcg_{ev.k}",
+                 desc=method)
+    return expert, result
+
+
+def run_baselines(data: Prepared, sequences: list[np.ndarray], text_emb: Tensor | np.ndarray,
+                  model_cfg: ModelConfig, cfg: BaselinesConfig, ev: EvaluateConfig, *, device: torch.device,
+                  resume_root: str | Path, world: int = 1,
+                  files: tuple[str | Path, ...] = ()) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(metrics, timings) of every method in `cfg.methods`, trained and evaluated one after the other."""
+    groups = history_groups(sequences)
+    metrics: dict[str, Any] = {}
+    timings: dict[str, Any] = {}
+    for method in cfg.methods:
+        start = time.perf_counter()
+        expert, result = train_method(method, data, sequences, text_emb, model_cfg, cfg, ev, device=device,
+                                      resume_root=resume_root, world=world, files=files)
+        scores = evaluate_models({method: expert}, data.splits, data.item_buckets, ev.k, ev.user_chunk,
+                                 n_buckets=data.n_buckets, groups=groups)
+        metrics[method] = {split: scores[split][method] for split in data.splits}
+        metrics[method]["train"] = {"best_epoch": result.best_epoch, "epochs": result.epochs_run}
+        timings[method] = {**result.timings(), "total_s": round(time.perf_counter() - start, 1)}
+        clear_resume(result)
+        test = metrics[method]["test"]
+        print(f"baseline {method}: test HR@{ev.k} {test[f'hr_{ev.k}']:.4f} nDCG@{ev.k} {test[f'ndcg_{ev.k}']:.4f} "
+              f"(best epoch {result.best_epoch})", flush=True)
+    return metrics, timings

@@ -1,0 +1,38 @@
+"""The baselines of Table 2 and newer peers (DESIGN §12): train each of `baselines.methods` under PAD's protocol
+and write metrics/baselines.json ({} when the list is empty: the stage then reads no data and trains nothing)."""
+from pathlib import Path
+
+from pad.baselines.harness import run_baselines
+from pad.config import load_section
+from pad.embed.store import load_embeddings
+from pad.errors import friendly_errors
+from pad.io import write_json
+from pad.train.data import read_sequences
+from pad.train.distributed import close_distributed, device_for, init_distributed, set_threads
+from pad.train.pretrain import load_prepared
+
+
+@friendly_errors
+def main() -> None:
+    paths = load_section("paths")
+    cfg = load_section("baselines")
+    model_cfg = load_section("model")
+    ev = load_section("evaluate")
+    rank, world = init_distributed()
+    set_threads()
+    metrics, timings = {}, {}
+    if cfg.methods:
+        text_emb, _ = load_embeddings(paths.embeddings)
+        data = load_prepared(paths.sequences, paths.items, model_cfg)
+        metrics, timings = run_baselines(data, read_sequences(paths.sequences), text_emb, model_cfg, cfg, ev,
+                                         device=device_for(rank), resume_root=paths.train_cache, world=world,
+                                         files=(paths.sequences, paths.items, paths.embeddings))
+    if rank == 0:
+        write_json(metrics, Path(paths.metrics) / "baselines.json")
+        write_json(timings, Path(paths.timings) / "baselines.json")
+        print(f"baselines: {', '.join(cfg.methods) or 'none'} -> {Path(paths.metrics) / 'baselines.json'}")
+    close_distributed()
+
+
+if __name__ == "__main__":
+    main()
