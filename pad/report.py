@@ -190,12 +190,15 @@ def render_table(rows: list[Experiment], split: str = "test") -> str:
 
 def seed_groups(rows: list[Experiment]) -> list[list[Experiment]]:
     """Finished runs that differ only in the top-level `seed` (`pad exp run <set> --seeds N`, or
-    `dvc exp run -S seed=...` by hand), grouped in first-seen order; groups of one run are left out."""
+    `dvc exp run -S seed=...` by hand), grouped in first-seen order, one run per seed (a repeat of the same
+    params, e.g. an experiment of the baseline's own seed, counts once); groups of one seed are left out."""
     groups: dict[str, list[Experiment]] = {}
     for r in rows:
         if r.status in ("baseline", "success", "workspace") and r.metrics:
             key = json.dumps({k: v for k, v in r.params.items() if k != "seed"}, sort_keys=True, default=str)
-            groups.setdefault(key, []).append(r)
+            group = groups.setdefault(key, [])
+            if r.params.get("seed") not in {g.params.get("seed") for g in group}:
+                group.append(r)
     return [g for g in groups.values() if len({r.params.get("seed") for r in g}) > 1]
 
 

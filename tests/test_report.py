@@ -215,7 +215,9 @@ def test_runs_differing_only_in_seed_are_averaged(doc):
         r = copy.deepcopy(base)
         seeded.append(report.Experiment(f"default-run-s{seed}", "success", {**r.params, "seed": seed},
                                         {k: v + shift for k, v in r.metrics.items()}))
-    rows = [report.Experiment(base.name, base.status, {**base.params, "seed": 2020}, base.metrics), *rows[1:], *seeded]
+    again = report.Experiment("default-run-s2020", "success", {**base.params, "seed": 2020}, base.metrics)
+    rows = [report.Experiment(base.name, base.status, {**base.params, "seed": 2020}, base.metrics), *rows[1:], *seeded,
+            again]  # the baseline's own seed run again as an experiment: counted once
     (group,) = report.seed_groups(rows)
     assert [r.name for r in group] == ["main", "default-run-s1", "default-run-s2"]
     table = report.render_seed_table(rows)
