@@ -132,3 +132,12 @@ def test_fusions_pick_their_towers_and_unknown_names_fail():
         AlignedItems(text, 4, 0.0, fusion="concat")
     with pytest.raises(ValueError, match="tower"):
         TextItems(text, 4, 0.0, "transformer")
+
+
+def test_the_experts_share_one_frozen_text_matrix():
+    from pad.models.text import AlignedItems, TextItems
+
+    text = torch.randn(6, 4)
+    a, b = AlignedItems(text, 3, 0.1), TextItems(text, 3, 0.1)
+    assert a.text_emb.data_ptr() == b.text_emb.data_ptr() == text.data_ptr()  # held once, not per expert
+    assert TextItems(text.double(), 3, 0.1).text_emb.dtype == torch.float32  # other dtypes: a float32 copy
