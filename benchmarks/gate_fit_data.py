@@ -17,7 +17,7 @@ import torch
 
 from pad.config import load_section
 from pad.embed.store import load_embeddings
-from pad.evaluation.ranking import hit_ndcg, split_ranks, users_per_chunk
+from pad.evaluation.ranking import hit_ndcg, rank_split
 from pad.models.gate import build_gate
 from pad.train.data import ranking_splits, read_sequences
 from pad.train.finetune import load_pad_model
@@ -37,8 +37,7 @@ fold = torch.randperm(len(valid.targets), generator=torch.Generator().manual_see
 
 
 def held_out_hits(model, split) -> tuple[torch.Tensor, torch.Tensor]:
-    with torch.no_grad(), model.cached_items():
-        masked, _ = split_ranks(model, split, users_per_chunk(ev.user_chunk, len(model.item_buckets)))
+    masked, _ = rank_split(model, split, model.item_buckets, ev.user_chunk)
     return hit_ndcg(masked, ev.k)
 
 
@@ -60,4 +59,4 @@ for name, fit_split in (("train targets (seq[-3], all users)", lambda f: train_t
           flush=True)
 for name, expert in base.experts.items():
     print(json.dumps({"expert alone": name, f"valid ndcg_{ev.k}": round(100 * float(
-        user_ndcg(expert, valid, ev.k, ev.user_chunk).mean()), 4)}), flush=True)
+        user_ndcg(expert, valid, base.item_buckets, ev.k, ev.user_chunk).mean()), 4)}), flush=True)

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils._pytree import tree_map
 
-from pad.evaluation.ranking import RankingSplit, hit_ndcg, split_ranks, users_per_chunk
+from pad.evaluation.ranking import RankingSplit, hit_ndcg, rank_split
 from pad.models.expert import Expert
 from pad.models.pad import PAD
 
@@ -92,27 +92,18 @@ def check_gate(model: PAD, split: RankingSplit, fit: Callable[[PAD, RankingSplit
     for f in range(folds):
         model.gate.load_state_dict(start)
         fit(model, _subset(split, fold != f))
-        gated[fold == f] = user_ndcg(model, _subset(split, fold == f), k, user_chunk)
+        gated[fold == f] = user_ndcg(model, _subset(split, fold == f), model.item_buckets, k, user_chunk)
     model.gate.load_state_dict(start)
-    scores = {"gate": gated} | {name: user_ndcg(e, split, k, user_chunk) for name, e in model.experts.items()}
+    scores = {"gate": gated} | {name: user_ndcg(e, split, model.item_buckets, k, user_chunk)
+                                 for name, e in model.experts.items()}
     means = {name: round(100.0 * float(v.mean()), 4) for name, v in scores.items()}
     best = max(model.names, key=lambda name: means[name])  # ties: the first in id, align, llm order
     return GateCheck(means, "gate" if means["gate"] > means[best] else best, folds)
 
 
-def user_ndcg(scorer: PAD | Expert, split: RankingSplit, k: int, user_chunk: int) -> Tensor:
-    """(U,) nDCG@k of each user's target, history excluded (the evaluation's protocol and tie rule)."""
-    was_training = scorer.training
-    scorer.eval()
-    try:
-        tables = scorer.cached_items() if isinstance(scorer, PAD) else scorer.one_table()
-        with torch.no_grad(), tables:
-            device = scorer.item_buckets.device if isinstance(scorer, PAD) else next(scorer.parameters()).device
-            moved = RankingSplit(split.inputs.to(device), split.targets, split.history)
-            n_rows = len(scorer.item_buckets) if isinstance(scorer, PAD) else len(scorer.item_vectors())
-            masked, _ = split_ranks(scorer, moved, users_per_chunk(user_chunk, n_rows))
-    finally:
-        scorer.train(was_training)
+def user_ndcg(scorer: PAD | Expert, split: RankingSplit, item_buckets: Tensor, k: int, user_chunk: int) -> Tensor:
+    """(U,) nDCG@k of each user's target, history excluded (the evaluation's `rank_split`, protocol and tie rule)."""
+    masked, _ = rank_split(scorer, split, item_buckets, user_chunk)
     return hit_ndcg(masked, k)[1]
 
 
