@@ -204,7 +204,7 @@ class EvaluateConfig:
 # Field metadata of a list param that may be empty (`baselines.methods: []`); other lists need an entry.
 MAY_BE_EMPTY = "may_be_empty"
 
-BaselineMethod = Literal["hybrid", "morec", "llminit", "alphafuse", "llmesr"]
+BaselineMethod = Literal["hybrid", "morec", "llminit", "alphafuse", "llmesr", "ctrl", "smem"]
 
 
 @dataclass(frozen=True)
@@ -219,6 +219,8 @@ class BaselinesConfig(TrainConfig):
     null_dim: Annotated[int, Range(ge=1)]  # AlphaFuse: ID dimensions in the text's low-variance directions; < model.dim
     llmesr_alpha: Annotated[float, Range(ge=0)]  # LLM-ESR: weight of the self-distillation from similar users
     llmesr_neighbours: Annotated[int, Range(ge=1)]  # LLM-ESR: similar users retrieved per user (from training data)
+    ctrl_epochs: Annotated[int, Range(ge=0)]  # CTRL: passes of ID-text InfoNCE pre-training over the items; 0 = none
+    ctrl_temperature: Annotated[float, Range(gt=0)]  # CTRL: the InfoNCE temperature
 
 
 Seed = Annotated[int, Range(ge=0, le=SEED_MAX)]

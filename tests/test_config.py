@@ -126,6 +126,8 @@ OUT_OF_RANGE = [
     ("baselines.null_dim", 0, "must be >= 1"),
     ("baselines.llmesr_alpha", -0.1, "must be >= 0"),
     ("baselines.llmesr_neighbours", 0, "must be >= 1"),
+    ("baselines.ctrl_epochs", -1, "must be >= 0"),
+    ("baselines.ctrl_temperature", 0, "must be > 0"),
     ("evaluate.k", 0, "must be >= 1"),
     ("evaluate.user_chunk", 0, "must be >= 1"),
     ("evaluate.valid_users", -1, "must be >= 0"),

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from pad.baselines import alphafuse, hybrid, llmesr, llminit, morec
+from pad.baselines import alphafuse, ctrl, hybrid, llmesr, llminit, morec, smem
 from pad.config import BaselinesConfig, EvaluateConfig, ModelConfig, train_config
 from pad.errors import PadError
 from pad.evaluation.phases import evaluate_models
@@ -32,21 +32,27 @@ from pad.train.pretrain import Prepared, valid_headline
 
 Builder = Callable[[Tensor, ModelConfig, BaselinesConfig], Expert]
 Objective = Callable[[list[np.ndarray], Tensor, ModelConfig, BaselinesConfig], LossFn]
+Pretrain = Callable[[Expert, Tensor, ModelConfig, BaselinesConfig], Any]
 
 # method name -> its module's `build(text_emb, model_cfg, cfg) -> Expert`
 BUILDERS: dict[str, Builder] = {"hybrid": hybrid.build, "morec": morec.build, "llminit": llminit.build,
-                                "alphafuse": alphafuse.build, "llmesr": llmesr.build}
+                                "alphafuse": alphafuse.build, "llmesr": llmesr.build, "ctrl": ctrl.build,
+                                "smem": smem.build}
 # methods with a loss of their own: `objective(sequences, text_emb, model_cfg, cfg) -> loss_fn`; the others
 # train with the recommendation loss alone
 OBJECTIVES: dict[str, Objective] = {"llmesr": llmesr.objective}
+# methods with a pre-training step run on the freshly built expert before the recommendation training:
+# `pretrain(expert, text_emb, model_cfg, cfg)` (in place; it reads no interactions)
+PRETRAINS: dict[str, Pretrain] = {"ctrl": ctrl.pretrain}
 
 
 def train_method(method: str, data: Prepared, sequences: list[np.ndarray], text_emb: Tensor | np.ndarray,
                  model_cfg: ModelConfig, cfg: BaselinesConfig, ev: EvaluateConfig, *, device: torch.device,
                  resume_root: str | Path, world: int = 1,
                  files: tuple[str | Path, ...] = ()) -> tuple[Expert, FitResult]:
-    """Seed, build `method`'s expert over the frozen (N+1, D) text matrix and train it with `model.loss` (plus
-    the method's own terms); returns it with its best-validation weights. `sequences` are the prepared ones
+    """Seed, build `method`'s expert over the frozen (N+1, D) text matrix, run its pre-training step if it has
+    one and train it with `model.loss` (plus the method's own terms); returns it with its best-validation weights
+    (a resumed run reruns the seeded pre-training, then `fit` restores the saved weights). `sequences` are the prepared ones
     (`data` was built from them: batch.users index them)."""
     if method not in BUILDERS:
         raise PadError(f"unknown baseline {method!r}; known: {', '.join(BUILDERS)}")
@@ -56,6 +62,8 @@ def train_method(method: str, data: Prepared, sequences: list[np.ndarray], text_
                        f"{data.n_items}; rerun the embed stage on the current items file (dvc repro embed)")
     seed_everything(cfg.seed)
     expert = BUILDERS[method](text_emb, model_cfg, cfg).to(device)
+    if method in PRETRAINS:
+        PRETRAINS[method](expert, text_emb, model_cfg, cfg)
     own = dataclasses.replace(cfg, methods=())  # the run does not depend on which other methods are listed
     resume = resume_folder(resume_root, f"baselines-{method}", model_cfg, own, ev.k, world, files=files)
     loss_fn = (OBJECTIVES[method](sequences, text_emb, model_cfg, cfg) if method in OBJECTIVES

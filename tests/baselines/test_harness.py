@@ -48,8 +48,8 @@ def test_embeddings_of_other_items_are_one_line_errors(tmp_path):
     with pytest.raises(PadError, match="the text embeddings have 49 items but the prepared data has 50"):
         train_method("hybrid", prepared(cfg), sequences(), text()[:-1], cfg, base_cfg(), EV,
                      device=torch.device("cpu"), resume_root=tmp_path)
-    with pytest.raises(PadError, match="unknown baseline 'smem'"):
-        train_method("smem", prepared(cfg), sequences(), text(), cfg, base_cfg(), EV, device=torch.device("cpu"),
+    with pytest.raises(PadError, match="unknown baseline 'make'"):
+        train_method("make", prepared(cfg), sequences(), text(), cfg, base_cfg(), EV, device=torch.device("cpu"),
                      resume_root=tmp_path)
 
 

@@ -6,18 +6,26 @@ import pytest
 import torch
 from torch import nn
 
-from pad.baselines import alphafuse, hybrid, llmesr, llminit, morec
-from pad.baselines.harness import train_method
+from pad.baselines import alphafuse, ctrl, hybrid, llmesr, llminit, morec, smem
+from pad.baselines.harness import OBJECTIVES, PRETRAINS, train_method
 from pad.baselines.whiten import whitened_pca
 from pad.errors import PadError
+from pad.losses.alignment import info_nce
+from pad.losses.recommendation import recommendation_loss
+from pad.models import IdEmbedding
+from pad.train.loop import seed_everything
 from tests.baselines.conftest import DIM, EV, N_ITEMS, TEXT_DIM, base_cfg, model_cfg, prepared, sequences, text
 
 
 def trained(method: str, tmp_path, **kw):
+    return fitted(method, tmp_path, **kw)[0]
+
+
+def fitted(method: str, tmp_path, **kw):
     cfg = model_cfg()
     torch.manual_seed(0)
     return train_method(method, prepared(cfg), sequences(), text(), cfg, base_cfg(epochs=2, **kw), EV,
-                        device=torch.device("cpu"), resume_root=tmp_path)[0]
+                        device=torch.device("cpu"), resume_root=tmp_path)
 
 
 def principal(t: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -156,3 +164,96 @@ def test_llmesr_scores_are_the_sum_of_its_two_views_through_one_shared_backbone(
     torch.testing.assert_close(expert.score(state[:, None], None)[:, 0], id_part + llm_part)
     torch.testing.assert_close(table[:, :DIM], whitened_pca(text(), DIM))  # the ID view starts from the text PCA
     assert "text_emb" not in " ".join(expert.state_dict()) and not items.text_emb.requires_grad
+
+
+def own_text_rank(ids: torch.Tensor, tower: nn.Module) -> float:
+    """Share of the items whose ID row is nearer (cosine) to their own projected text than to any other item's."""
+    sims = torch.nn.functional.normalize(ids[1:], dim=1) @ torch.nn.functional.normalize(tower(text()[1:]), dim=1).T
+    return (sims.argmax(1) == torch.arange(N_ITEMS)).float().mean().item()
+
+
+def test_ctrl_pretraining_pulls_each_items_id_row_to_its_own_text_and_away_from_the_others():
+    torch.manual_seed(0)
+    ids = IdEmbedding(N_ITEMS, DIM)
+    start = ids().detach().clone()
+    cfg = base_cfg(ctrl_epochs=40, ctrl_temperature=0.1)
+    torch.manual_seed(1)
+    fresh = nn.Linear(TEXT_DIM, DIM)  # what an untrained text tower gives: no alignment
+    assert own_text_rank(start, fresh) < 0.2
+    tower, losses = ctrl.align(ids, text(), cfg)
+    table = ids().detach()
+    assert len(losses) == 40 and losses[-1] < 0.5 * losses[0], losses
+    assert own_text_rank(table, tower) > 0.9  # chance: 1/50
+    every = torch.arange(1, N_ITEMS + 1)
+    with torch.no_grad():
+        assert info_nce(tower(text()[every]), ids(every), 0.1) < info_nce(fresh(text()[every]), start[every], 0.1)
+    assert (table[0] == 0).all() and not torch.equal(table, start)
+    same = IdEmbedding(N_ITEMS, DIM)
+    before = same().detach().clone()
+    assert ctrl.align(same, text(), base_cfg(ctrl_epochs=0))[1] == []  # 0 epochs: no pre-training ...
+    assert torch.equal(same().detach(), before)  # ... and the table as built
+
+
+def test_ctrl_serves_the_id_model_fine_tuned_from_the_aligned_table_without_the_text_tower(tmp_path):
+    cfg = model_cfg()
+    own = base_cfg(epochs=2, ctrl_epochs=30)
+    seed_everything(own.seed)  # as the harness does before building
+    expert = ctrl.build(text(), cfg, own)
+    start = expert.item_vectors().detach().clone()
+    losses = ctrl.pretrain(expert, text(), cfg, own)
+    aligned = expert.item_vectors().detach().clone()
+    assert losses[-1] < losses[0] and not torch.equal(aligned, start)
+    served = fitted("ctrl", tmp_path, ctrl_epochs=30)[0]
+    assert isinstance(served.items, IdEmbedding)  # the plain ID model ...
+    assert all(k == "items.embedding.weight" or k.startswith("backbone.") for k in served.state_dict())
+    assert not [b for b in served.buffers() if b.dim() == 2 and b.shape[0] == N_ITEMS + 1]  # ... no text kept
+    assert not any(p.shape[-1] == TEXT_DIM for p in served.parameters())  # no text tower
+    final = served.item_vectors().detach()
+    # fine-tuning started from the pre-trained table, not from the fresh one
+    assert (final - aligned).norm() < (final - start).norm()
+    assert not torch.equal(final, trained("ctrl", tmp_path / "none", ctrl_epochs=0).item_vectors().detach())
+
+
+def test_smem_scores_are_the_sum_of_an_id_and_a_text_expert_that_share_one_table():
+    cfg = model_cfg()
+    expert = smem.build(text(), cfg, base_cfg()).eval()
+    items = expert.items
+    one = llminit.build(text(), cfg, base_cfg()).backbone  # a plain model.backbone
+    assert sum(p.numel() for p in expert.backbone.parameters()) == 2 * sum(p.numel() for p in one.parameters())
+    seqs = torch.tensor([[0, 0, 1, 3, 5, 7]])
+    state = expert.encode(seqs)[:, -1]  # (1, 2d)
+    shared = items.shared()
+    id_view = shared + items.id_specific()
+    text_view = shared + items.text_specific.mlp(text()) * (torch.arange(N_ITEMS + 1) > 0)[:, None]
+    torch.testing.assert_close(expert.score(state[:, None], None)[:, 0],
+                               state[:, :DIM] @ id_view.T + state[:, DIM:] @ text_view.T)
+    torch.testing.assert_close(expert.item_vectors(), torch.cat([id_view, text_view], 1))
+    assert (expert.item_vectors()[0] == 0).all()
+    with torch.no_grad():  # the ID-specific table feeds the ID expert only, the shared one both
+        items.id_specific.embedding.weight[1:] += 1.0
+        table = expert.item_vectors()
+        torch.testing.assert_close(table[:, DIM:], text_view)
+        assert not torch.allclose(table[:, :DIM], id_view)
+        items.shared.embedding.weight[1:] += 1.0
+        moved = expert.item_vectors()
+        assert not torch.allclose(moved[:, DIM:], text_view) and not torch.allclose(moved[:, :DIM], table[:, :DIM])
+    assert "text_emb" not in " ".join(expert.state_dict()) and not items.text_specific.text_emb.requires_grad
+
+
+def test_smem_trains_the_shared_and_both_specific_parts_with_the_recommendation_loss_alone(tmp_path):
+    assert "smem" not in OBJECTIVES and "smem" not in PRETRAINS  # no alignment or other auxiliary term
+    cfg = model_cfg()
+    seed_everything(1)  # base_cfg's seed, as the harness does before building
+    before = smem.build(text(), cfg, base_cfg()).state_dict()
+    # one step's gradient: the shared table gets the text expert's gradient as well as the ID expert's
+    probe = smem.build(text(), cfg, base_cfg())
+    recommendation_loss(probe, next(prepared(cfg).train.batches(1, 32, seed=0)), cfg.loss).backward()
+    shared, id_specific = probe.items.shared.embedding.weight.grad, probe.items.id_specific.embedding.weight.grad
+    assert id_specific.abs().sum() > 0 and (shared - id_specific).abs().sum() > 0
+    expert, result = fitted("smem", tmp_path)
+    after = expert.state_dict()
+    for name in ("items.shared.embedding.weight", "items.id_specific.embedding.weight",
+                 "items.text_specific.mlp.weight", "backbone.id_backbone", "backbone.text_backbone"):
+        keys = [k for k in after if k.startswith(name)]
+        assert keys and any(not torch.equal(before[k], after[k]) for k in keys), f"{name} did not train"
+    assert {k for row in result.rows for k in row if k.endswith("_loss")} == {"train_loss"}
