@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from pad.baselines import alphafuse, hybrid, llmesr, llminit, morec
+from pad.baselines import alphafuse, disco, hybrid, llmesr, llminit, make, morec
 from pad.config import BaselinesConfig, EvaluateConfig, ModelConfig, train_config
 from pad.errors import PadError
 from pad.evaluation.phases import evaluate_models
@@ -32,13 +32,19 @@ from pad.train.pretrain import Prepared, valid_headline
 
 Builder = Callable[[Tensor, ModelConfig, BaselinesConfig], Expert]
 Objective = Callable[[list[np.ndarray], Tensor, ModelConfig, BaselinesConfig], LossFn]
+Pretrain = Callable[[Expert], Expert]
 
 # method name -> its module's `build(text_emb, model_cfg, cfg) -> Expert`
 BUILDERS: dict[str, Builder] = {"hybrid": hybrid.build, "morec": morec.build, "llminit": llminit.build,
-                                "alphafuse": alphafuse.build, "llmesr": llmesr.build}
+                                "alphafuse": alphafuse.build, "llmesr": llmesr.build, "make": make.build,
+                                "disco": disco.build}
 # methods with a loss of their own: `objective(sequences, text_emb, model_cfg, cfg) -> loss_fn`; the others
 # train with the recommendation loss alone
-OBJECTIVES: dict[str, Objective] = {"llmesr": llmesr.objective}
+OBJECTIVES: dict[str, Objective] = {"llmesr": llmesr.objective, "disco": disco.objective}
+# methods with a pre-training step: `part(expert) -> Expert`, a part of the built expert (sharing its modules) that
+# first trains alone with `model.loss` (same settings, validation, early stopping and resume); then the whole expert
+# trains with its method's loss
+PRETRAIN: dict[str, Pretrain] = {"make": make.text_expert}
 
 
 def train_method(method: str, data: Prepared, sequences: list[np.ndarray], text_emb: Tensor | np.ndarray,
@@ -58,11 +64,18 @@ def train_method(method: str, data: Prepared, sequences: list[np.ndarray], text_
     expert = BUILDERS[method](text_emb, model_cfg, cfg).to(device)
     own = dataclasses.replace(cfg, methods=())  # the run does not depend on which other methods are listed
     resume = resume_folder(resume_root, f"baselines-{method}", model_cfg, own, ev.k, world, files=files)
-    loss_fn = (OBJECTIVES[method](sequences, text_emb, model_cfg, cfg) if method in OBJECTIVES
-               else functools.partial(recommendation_loss, kind=model_cfg.loss))
+    rec_loss = functools.partial(recommendation_loss, kind=model_cfg.loss)
+    loss_fn = OBJECTIVES[method](sequences, text_emb, model_cfg, cfg) if method in OBJECTIVES else rec_loss
+    pre = None
+    if method in PRETRAIN and not (resume / "last.pt").is_file():  # a resumed run's state holds the pre-training
+        pre = fit(PRETRAIN[method](expert), data.train, rec_loss, valid_headline(data, ev), train_config(cfg),
+                  resume_dir=resume.with_name(f"{resume.name}-pretrain"), monitor=f"ndcg_{ev.k}",
+                  desc=f"{method} pretrain")
     result = fit(expert, data.train, loss_fn,
                  valid_headline(data, ev), train_config(cfg), resume_dir=resume, monitor=f"ndcg_{ev.k}",
                  desc=method)
+    if pre is not None:
+        clear_resume(pre)
     return expert, result
 
 
