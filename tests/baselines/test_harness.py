@@ -34,7 +34,7 @@ def test_each_method_trains_and_beats_a_random_ranking(tmp_path, method):
     assert not any((tmp_path / "cache").glob("*/last.pt"))  # the resume state is cleared once done
 
 
-@pytest.mark.parametrize("method", ["hybrid", "alphafuse", "llmesr"])
+@pytest.mark.parametrize("method", ["hybrid", "alphafuse", "llmesr", "make", "disco"])
 @pytest.mark.parametrize("backbone,loss", [("gru4rec", "bce"), ("caser", "sampled_ce")])
 def test_methods_run_with_other_backbones_and_losses(tmp_path, method, backbone, loss):
     cfg = model_cfg(backbone, loss)
