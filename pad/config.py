@@ -214,11 +214,12 @@ class BaselinesConfig(TrainConfig):
     trains nothing and writes an empty metrics file (a default `dvc repro` pays nothing for it)."""
 
     methods: tuple[BaselineMethod, ...] = dataclasses.field(metadata={MAY_BE_EMPTY: True})  # [] allowed
-    morec_tower: Literal["linear", "mlp"]  # MoRec's and MAKE's text tower (mlp: the reference code's deep TextMLP)
+    morec_tower: Literal["linear", "mlp"]  # MoRec's text tower (mlp: the reference code's deep TextMLP)
     text_std: Annotated[float, Range(gt=0)]  # LLMInit / AlphaFuse / LLM-ESR: per-coordinate std of the text PCA
     null_dim: Annotated[int, Range(ge=1)]  # AlphaFuse: ID dimensions in the text's low-variance directions; < model.dim
     llmesr_alpha: Annotated[float, Range(ge=0)]  # LLM-ESR: weight of the self-distillation from similar users
     llmesr_neighbours: Annotated[int, Range(ge=1)]  # LLM-ESR: similar users retrieved per user (from training data)
+    make_tower: Literal["linear", "mlp"]  # MAKE: the text expert's tower (pre-trained alone, then fused)
     disco_unique: Annotated[int, Range(ge=1)]  # DisCo: width of each modality-unique chunk; < model.dim / 2
     disco_sufficiency: Annotated[float, Range(ge=0)]  # DisCo: weight of the per-chunk recommendation losses
     disco_disentangle: Annotated[float, Range(ge=0)]  # DisCo: weight of the chunks' decorrelation loss

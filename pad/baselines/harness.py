@@ -52,7 +52,7 @@ def train_method(method: str, data: Prepared, sequences: list[np.ndarray], text_
                  resume_root: str | Path, world: int = 1,
                  files: tuple[str | Path, ...] = ()) -> tuple[Expert, FitResult]:
     """Seed, build `method`'s expert over the frozen (N+1, D) text matrix and train it with `model.loss` (plus
-    the method's own terms); returns it with its best-validation weights. `sequences` are the prepared ones
+    the method's own terms; after its PRETRAIN step, if any); returns it with its best-validation weights. `sequences` are the prepared ones
     (`data` was built from them: batch.users index them)."""
     if method not in BUILDERS:
         raise PadError(f"unknown baseline {method!r}; known: {', '.join(BUILDERS)}")
