@@ -204,7 +204,7 @@ class EvaluateConfig:
 # Field metadata of a list param that may be empty (`baselines.methods: []`); other lists need an entry.
 MAY_BE_EMPTY = "may_be_empty"
 
-BaselineMethod = Literal["hybrid", "morec", "llminit", "alphafuse", "llmesr", "ctrl", "smem"]
+BaselineMethod = Literal["hybrid", "morec", "llminit", "alphafuse", "llmesr", "ctrl", "smem", "make", "disco"]
 
 
 @dataclass(frozen=True)
@@ -221,6 +221,10 @@ class BaselinesConfig(TrainConfig):
     llmesr_neighbours: Annotated[int, Range(ge=1)]  # LLM-ESR: similar users retrieved per user (from training data)
     ctrl_epochs: Annotated[int, Range(ge=0)]  # CTRL: passes of ID-text InfoNCE pre-training over the items; 0 = none
     ctrl_temperature: Annotated[float, Range(gt=0)]  # CTRL: the InfoNCE temperature
+    make_tower: Literal["linear", "mlp"]  # MAKE: the text expert's tower (pre-trained alone, then fused)
+    disco_unique: Annotated[int, Range(ge=1)]  # DisCo: width of each modality-unique chunk; < model.dim / 2
+    disco_sufficiency: Annotated[float, Range(ge=0)]  # DisCo: weight of the per-chunk recommendation losses
+    disco_disentangle: Annotated[float, Range(ge=0)]  # DisCo: weight of the chunks' decorrelation loss
 
 
 Seed = Annotated[int, Range(ge=0, le=SEED_MAX)]

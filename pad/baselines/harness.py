@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from pad.baselines import alphafuse, ctrl, hybrid, llmesr, llminit, morec, smem
+from pad.baselines import alphafuse, ctrl, disco, hybrid, llmesr, llminit, make, morec, smem
 from pad.config import BaselinesConfig, EvaluateConfig, ModelConfig, train_config
 from pad.errors import PadError
 from pad.evaluation.phases import evaluate_models
@@ -33,17 +33,22 @@ from pad.train.pretrain import Prepared, valid_headline
 Builder = Callable[[Tensor, ModelConfig, BaselinesConfig], Expert]
 Objective = Callable[[list[np.ndarray], Tensor, ModelConfig, BaselinesConfig], LossFn]
 Pretrain = Callable[[Expert, Tensor, ModelConfig, BaselinesConfig], Any]
+Part = Callable[[Expert], Expert]
 
 # method name -> its module's `build(text_emb, model_cfg, cfg) -> Expert`
 BUILDERS: dict[str, Builder] = {"hybrid": hybrid.build, "morec": morec.build, "llminit": llminit.build,
                                 "alphafuse": alphafuse.build, "llmesr": llmesr.build, "ctrl": ctrl.build,
-                                "smem": smem.build}
+                                "smem": smem.build, "make": make.build, "disco": disco.build}
 # methods with a loss of their own: `objective(sequences, text_emb, model_cfg, cfg) -> loss_fn`; the others
 # train with the recommendation loss alone
-OBJECTIVES: dict[str, Objective] = {"llmesr": llmesr.objective}
+OBJECTIVES: dict[str, Objective] = {"llmesr": llmesr.objective, "disco": disco.objective}
 # methods with a pre-training step run on the freshly built expert before the recommendation training:
 # `pretrain(expert, text_emb, model_cfg, cfg)` (in place; it reads no interactions)
 PRETRAINS: dict[str, Pretrain] = {"ctrl": ctrl.pretrain}
+# methods whose part trains first for recommendation: `part(expert) -> Expert`, a part of the built expert (sharing
+# its modules) that first trains alone with `model.loss` (same settings, validation, early stopping and resume);
+# then the whole expert trains with its method's loss
+PRETRAIN_PART: dict[str, Part] = {"make": make.text_expert}
 
 
 def train_method(method: str, data: Prepared, sequences: list[np.ndarray], text_emb: Tensor | np.ndarray,
@@ -51,8 +56,9 @@ def train_method(method: str, data: Prepared, sequences: list[np.ndarray], text_
                  resume_root: str | Path, world: int = 1,
                  files: tuple[str | Path, ...] = ()) -> tuple[Expert, FitResult]:
     """Seed, build `method`'s expert over the frozen (N+1, D) text matrix, run its pre-training step if it has
-    one and train it with `model.loss` (plus the method's own terms); returns it with its best-validation weights
-    (a resumed run reruns the seeded pre-training, then `fit` restores the saved weights). `sequences` are the prepared ones
+    one (PRETRAINS, or PRETRAIN_PART: a part trained first) and train it with `model.loss` (plus the method's own
+    terms); returns it with its best-validation weights (a resumed run reruns the seeded pre-training, then `fit`
+    restores the saved weights). `sequences` are the prepared ones
     (`data` was built from them: batch.users index them)."""
     if method not in BUILDERS:
         raise PadError(f"unknown baseline {method!r}; known: {', '.join(BUILDERS)}")
@@ -66,11 +72,18 @@ def train_method(method: str, data: Prepared, sequences: list[np.ndarray], text_
         PRETRAINS[method](expert, text_emb, model_cfg, cfg)
     own = dataclasses.replace(cfg, methods=())  # the run does not depend on which other methods are listed
     resume = resume_folder(resume_root, f"baselines-{method}", model_cfg, own, ev.k, world, files=files)
-    loss_fn = (OBJECTIVES[method](sequences, text_emb, model_cfg, cfg) if method in OBJECTIVES
-               else functools.partial(recommendation_loss, kind=model_cfg.loss))
+    rec_loss = functools.partial(recommendation_loss, kind=model_cfg.loss)
+    loss_fn = OBJECTIVES[method](sequences, text_emb, model_cfg, cfg) if method in OBJECTIVES else rec_loss
+    pre = None
+    if method in PRETRAIN_PART and not (resume / "last.pt").is_file():  # a resumed run's state holds the pre-training
+        pre = fit(PRETRAIN_PART[method](expert), data.train, rec_loss, valid_headline(data, ev), train_config(cfg),
+                  resume_dir=resume.with_name(f"{resume.name}-pretrain"), monitor=f"ndcg_{ev.k}",
+                  desc=f"{method} pretrain")
     result = fit(expert, data.train, loss_fn,
                  valid_headline(data, ev), train_config(cfg), resume_dir=resume, monitor=f"ndcg_{ev.k}",
                  desc=method)
+    if pre is not None:
+        clear_resume(pre)
     return expert, result
 
 

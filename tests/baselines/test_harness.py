@@ -34,7 +34,7 @@ def test_each_method_trains_and_beats_a_random_ranking(tmp_path, method):
     assert not any((tmp_path / "cache").glob("*/last.pt"))  # the resume state is cleared once done
 
 
-@pytest.mark.parametrize("method", ["hybrid", "alphafuse", "llmesr"])
+@pytest.mark.parametrize("method", ["hybrid", "alphafuse", "llmesr", "make", "disco", "ctrl", "smem"])
 @pytest.mark.parametrize("backbone,loss", [("gru4rec", "bce"), ("caser", "sampled_ce")])
 def test_methods_run_with_other_backbones_and_losses(tmp_path, method, backbone, loss):
     cfg = model_cfg(backbone, loss)
@@ -48,8 +48,8 @@ def test_embeddings_of_other_items_are_one_line_errors(tmp_path):
     with pytest.raises(PadError, match="the text embeddings have 49 items but the prepared data has 50"):
         train_method("hybrid", prepared(cfg), sequences(), text()[:-1], cfg, base_cfg(), EV,
                      device=torch.device("cpu"), resume_root=tmp_path)
-    with pytest.raises(PadError, match="unknown baseline 'make'"):
-        train_method("make", prepared(cfg), sequences(), text(), cfg, base_cfg(), EV, device=torch.device("cpu"),
+    with pytest.raises(PadError, match="unknown baseline 'sasrec'"):
+        train_method("sasrec", prepared(cfg), sequences(), text(), cfg, base_cfg(), EV, device=torch.device("cpu"),
                      resume_root=tmp_path)
 
 

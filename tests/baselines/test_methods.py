@@ -4,16 +4,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from pad.baselines import alphafuse, ctrl, hybrid, llmesr, llminit, morec, smem
+from pad.baselines import alphafuse, ctrl, disco, hybrid, llmesr, llminit, make, morec, smem
 from pad.baselines.harness import OBJECTIVES, PRETRAINS, train_method
 from pad.baselines.whiten import whitened_pca
 from pad.errors import PadError
 from pad.losses.alignment import info_nce
 from pad.losses.recommendation import recommendation_loss
 from pad.models import IdEmbedding
-from pad.train.loop import seed_everything
+from pad.train.loop import fit, seed_everything
+from pad.train.pretrain import valid_headline
 from tests.baselines.conftest import DIM, EV, N_ITEMS, TEXT_DIM, base_cfg, model_cfg, prepared, sequences, text
 
 
@@ -257,3 +259,130 @@ def test_smem_trains_the_shared_and_both_specific_parts_with_the_recommendation_
         keys = [k for k in after if k.startswith(name)]
         assert keys and any(not torch.equal(before[k], after[k]) for k in keys), f"{name} did not train"
     assert {k for row in result.rows for k in row if k.endswith("_loss")} == {"train_loss"}
+
+
+def test_make_scores_are_an_id_expert_plus_a_text_expert_each_with_its_own_backbone():
+    cfg = model_cfg()
+    torch.manual_seed(0)
+    expert = make.build(text(), cfg, base_cfg()).eval()
+    other = text()
+    other[1:] = torch.randn(N_ITEMS, TEXT_DIM, generator=torch.Generator().manual_seed(9))
+    torch.manual_seed(0)
+    twin = make.build(other, cfg, base_cfg()).eval()  # the same weights, other texts
+    seqs = torch.tensor([[0, 0, 1, 3, 5, 7]])
+    state = expert.encode(seqs)[:, -1]  # (1, 2d) = [h_id ; h_text]
+    items = expert.items
+    torch.testing.assert_close(expert.score(state[:, None], None)[:, 0],
+                               state[:, :DIM] @ items.ids().T + state[:, DIM:] @ items.text().T)
+    twin_state = twin.encode(seqs)[:, -1]
+    assert torch.equal(twin_state[:, :DIM], state[:, :DIM])  # the ID half reads no text ...
+    assert not torch.allclose(twin_state[:, DIM:], state[:, DIM:])  # ... the text half does
+    assert expert.backbone.ids is not expert.backbone.text
+    assert (expert.item_vectors()[0] == 0).all() and "text_emb" not in " ".join(expert.state_dict())
+
+
+def test_make_pretraining_trains_the_text_expert_alone_in_place(tmp_path):
+    cfg = model_cfg()
+    torch.manual_seed(0)
+    expert = make.build(text(), cfg, base_cfg())
+    part = make.text_expert(expert)
+    text_params = {id(p) for m in (expert.items.text, expert.backbone.text) for p in m.parameters()}
+    assert {id(p) for p in part.parameters()} == text_params  # shared, not copied
+    before = {k: v.clone() for k, v in expert.state_dict().items()}
+    data = prepared(cfg)
+    fit(part, data.train, lambda m, b: recommendation_loss(m, b, cfg.loss), valid_headline(data, EV),
+        base_cfg(epochs=2), desc="text")
+    after = expert.state_dict()
+    assert torch.equal(after["items.ids.embedding.weight"], before["items.ids.embedding.weight"])
+    assert all(torch.equal(after[k], before[k]) for k in after if k.startswith("backbone.ids."))
+    assert not torch.equal(after["items.text.mlp.weight"], before["items.text.mlp.weight"])
+    assert any(not torch.equal(after[k], before[k]) for k in after if k.startswith("backbone.text."))
+
+
+def test_make_pretrains_before_the_fusion_and_clears_both_resume_states(tmp_path, capsys):
+    expert = trained("make", tmp_path)
+    out = capsys.readouterr().out
+    assert "make pretrain epoch 1:" in out and "make epoch 1:" in out
+    assert out.index("make pretrain epoch 2:") < out.index("make epoch 1:")  # the text expert first, then both
+    assert not any(tmp_path.glob("*-pretrain"))  # the pre-training's resume state is gone once the fusion trained
+    assert torch.isfinite(expert.item_vectors()).all()
+
+
+def test_disco_chunks_one_modality_each_and_a_shared_one():
+    cfg = model_cfg()
+    torch.manual_seed(0)
+    expert = disco.build(text(), cfg, base_cfg(disco_unique=4)).eval()
+    items = expert.items
+    assert {c: (p.stop - p.start) for c, p in ((c, range(DIM)[p]) for c, p in items.chunks.items())} == \
+        {"id": 4, "shared": 8, "text": 4}
+    table = expert.item_vectors().detach()  # (N+1, d)
+    assert table.shape == (N_ITEMS + 1, DIM) and (table[0] == 0).all()
+    id_rows, text_rows = items.ids().detach(), items.text().detach()  # (N+1, 12) each
+    assert id_rows.shape[1] == text_rows.shape[1] == 12
+    torch.testing.assert_close(table[:, :4], id_rows[:, :4])  # u_id: the ID table alone
+    torch.testing.assert_close(table[:, 4:12], id_rows[:, 4:] + text_rows[:, :8])  # s: both
+    torch.testing.assert_close(table[:, 12:], text_rows[:, 8:])  # u_text: the text alone
+    with torch.no_grad():
+        items.ids.embedding.weight.zero_()
+    assert torch.equal(expert.item_vectors()[:, 12:], table[:, 12:]) and (expert.item_vectors()[:, :4] == 0).all()
+    with pytest.raises(PadError, match="'baselines.disco_unique' is 8"):
+        disco.build(text(), cfg, base_cfg(disco_unique=8))
+
+
+def test_disco_decorrelation_is_the_mean_squared_correlation_between_chunks():
+    x = torch.tensor([[1.0], [2.0], [3.0], [5.0]])
+    assert disco.decorrelation(x, 3 * x - 2).item() == pytest.approx(1.0)
+    assert disco.decorrelation(x, -x).item() == pytest.approx(1.0)
+    a = torch.tensor([[1.0], [-1.0], [1.0], [-1.0]])
+    b = torch.tensor([[1.0], [1.0], [-1.0], [-1.0]])
+    assert disco.decorrelation(a, b).item() == pytest.approx(0.0, abs=1e-7)
+    assert disco.decorrelation(torch.cat([a, x], 1), b).item() == pytest.approx(
+        (0 + np.corrcoef(x[:, 0], b[:, 0])[0, 1] ** 2) / 2)
+    assert disco.decorrelation(x[:1], x[:1]).item() == 0  # one item: no correlation to measure
+
+
+@pytest.mark.parametrize("loss", ["ce", "bce"])
+def test_disco_sufficiency_terms_are_each_chunks_own_recommendation_loss(loss):
+    cfg = model_cfg(loss=loss)
+    torch.manual_seed(0)
+    expert = disco.build(text(), cfg, base_cfg()).eval()
+    batch = next(prepared(cfg).train.batches(1, 16, seed=0))
+    full, extra = disco.objective(sequences(), text(), cfg, base_cfg(disco_sufficiency=0.7, disco_disentangle=2.0))(
+        expert, batch)
+    rec = recommendation_loss(expert, batch, loss)
+    torch.testing.assert_close(full, rec + 0.7 * extra["sufficiency_loss"] + 2.0 * extra["disentangle_loss"])
+    mask = batch.targets != 0
+    states = expert.encode(batch.inputs)[mask]  # (M, d)
+    table = expert.item_vectors()  # (N+1, d)
+    own = []
+    for part in expert.items.chunks.values():  # by hand: the chunk's logits and the loss on them
+        if loss == "ce":
+            own.append(F.cross_entropy(states[:, part] @ table[1:, part].T, batch.targets[mask] - 1))
+        else:
+            cand = torch.cat([batch.targets[mask][:, None], batch.negatives[mask]], -1)  # (M, 2)
+            logits = (states[:, None, part] * table[cand][..., part]).sum(-1)
+            own.append((F.softplus(-logits[:, 0]) + F.softplus(logits[:, 1:]).sum(-1)).mean())
+    torch.testing.assert_close(extra["sufficiency_loss"], torch.stack(own).mean())
+    assert all(o > 0 for o in own) and len(set(round(o.item(), 6) for o in own)) == 3
+    targets = torch.unique(batch.targets[mask])
+    torch.testing.assert_close(extra["disentangle_loss"],
+                               disco.disentanglement_loss(table[targets], expert.items.chunks))
+
+
+def test_disco_disentanglement_loss_decorrelates_the_chunks(tmp_path):
+    def chunk_correlation(gamma: float) -> tuple[float, float, list[float]]:
+        cfg = model_cfg()
+        torch.manual_seed(0)
+        start = disco.build(text(), cfg, base_cfg())
+        before = disco.disentanglement_loss(start.item_vectors()[1:].detach(), start.items.chunks).item()
+        expert, result = train_method("disco", prepared(cfg), sequences(), text(), cfg,
+                                      base_cfg(epochs=6, disco_disentangle=gamma), EV, device=torch.device("cpu"),
+                                      resume_root=tmp_path / str(gamma))
+        expert.eval()
+        after = disco.disentanglement_loss(expert.item_vectors()[1:].detach(), expert.items.chunks).item()
+        return before, after, [r["disentangle_loss"] for r in result.rows]
+
+    before, after, per_epoch = chunk_correlation(10.0)
+    assert after < 0.5 * before and per_epoch[-1] < 0.5 * per_epoch[0]
+    _, free, _ = chunk_correlation(0.0)
+    assert free > 2 * after  # without the loss the chunks stay (or grow) correlated

@@ -99,7 +99,7 @@ def test_methods_are_checked_strictly(tmp_path):
     make_project(tmp_path, [], data=False)
     path = tmp_path / "params.yaml"
     assert load_section("baselines", path).methods == ()
-    for bad, match in ((["hybrid", "make"], r"'baselines.methods\[1\]' is 'make'; choose one of"),
+    for bad, match in ((["hybrid", "sasrec"], r"'baselines.methods\[1\]' is 'sasrec'; choose one of"),
                        (["morec", "morec"], "lists an entry twice"), ("hybrid", "must be a non-empty list")):
         params = yaml.safe_load(path.read_text())
         params["baselines"]["methods"] = bad
