@@ -1,6 +1,6 @@
 """Cost of one phase-1 training step as the catalogue grows: dense AdamW vs row-wise updates (issue 13).
 
-One SASRec step (params.yaml's `model.*` and `pretrain.*`, loss `sampled_ce` or `bce`) on a batch of random users,
+One SASRec step (params.yaml's `model.*` and `pretrain.*`, loss `sampled_ce`, `shared_ce` or `bce`) on a batch of random users,
 split into forward + loss, backward and optimizer step, at each catalogue size, for
 `model.item_updates: dense` (AdamW over the whole ID table) and `rows` (sparse gradient + lazy Adam over
 the rows the batch touched). Median milliseconds over --steps steps after --warmup. Prints a Markdown table.
@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from pad.config import load_section
-from pad.losses.recommendation import negatives_per_position, recommendation_loss
+from pad.losses.recommendation import negatives_per_position, recommendation_loss, shares_negatives
 from pad.models import build_id_expert
 from pad.train.data import TrainData
 from pad.train.loop import Optimizer, seed_everything
@@ -31,7 +31,9 @@ def step_ms(n_items: int, updates: str, args: argparse.Namespace) -> dict[str, f
     seed_everything(0)
     rng = np.random.default_rng(0)
     seqs = [rng.integers(1, n_items + 1, size=int(rng.integers(7, 20))) for _ in range(train_cfg.batch_size * 4)]
-    data = TrainData(seqs, n_items, model_cfg.max_len, negatives_per_position(args.loss, model_cfg.negatives))
+    negatives = args.negatives or model_cfg.negatives
+    data = TrainData(seqs, n_items, model_cfg.max_len, negatives_per_position(args.loss, negatives),
+                     shared=shares_negatives(args.loss))
     model = build_id_expert(model_cfg, n_items)
     opt = Optimizer(model, train_cfg, {})
     loss_fn = functools.partial(recommendation_loss, kind=args.loss)
@@ -58,7 +60,8 @@ def step_ms(n_items: int, updates: str, args: argparse.Namespace) -> dict[str, f
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--items", default="8347,26449,105798,423191", help="Comma-separated catalogue sizes.")
-    ap.add_argument("--loss", default="sampled_ce", choices=("bce", "sampled_ce"))
+    ap.add_argument("--loss", default="sampled_ce", choices=("bce", "sampled_ce", "shared_ce"))
+    ap.add_argument("--negatives", type=int, default=0, help="model.negatives (0 = params.yaml's)")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
     args = ap.parse_args()

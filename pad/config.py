@@ -22,7 +22,7 @@ from pad.errors import PadError
 
 PARAMS_FILE = "params.yaml"
 
-Loss = Literal["bce", "ce", "sampled_ce"]
+Loss = Literal["bce", "ce", "sampled_ce", "shared_ce"]
 
 
 @dataclass(frozen=True)
@@ -142,9 +142,9 @@ class ModelConfig:
     dropout: Annotated[float, Range(ge=0, lt=1)]
     max_len: Annotated[int, Range(ge=1)]  # the items the model sees
     loss: Loss
-    negatives: Annotated[int, Range(ge=1)]  # sampled_ce only
+    negatives: Annotated[int, Range(ge=1)]  # sampled_ce: per position; shared_ce: per batch
     # dense: AdamW updates the whole ID table every step; rows: only the rows the batch touches (sparse
-    # gradients, lazy Adam), so a step's cost follows the batch, not the catalogue (bce / sampled_ce only)
+    # gradients, lazy Adam), so a step's cost follows the batch, not the catalogue (not with ce)
     item_updates: Literal["dense", "rows"] = "dense"
 
     def problems(self) -> Iterator[tuple[str, str]]:
@@ -152,7 +152,7 @@ class ModelConfig:
             yield "dim", f"is {self.dim}; must be divisible by 'model.heads' ({self.heads}) for sasrec"
         if self.item_updates == "rows" and self.loss == "ce":
             yield "item_updates", ("is rows, but the loss ce scores (and updates) every item each step; use "
-                                   "'model.loss' sampled_ce or bce, or 'model.item_updates' dense")
+                                   "'model.loss' shared_ce, sampled_ce or bce, or 'model.item_updates' dense")
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,6 @@ import functools
 import sys
 from typing import Callable, TypeVar
 
-from pad.memory import reuse_freed_memory
-
 F = TypeVar("F", bound=Callable)
 
 
@@ -17,11 +15,10 @@ class PadError(Exception):
 
 def friendly_errors(fn: F) -> F:
     """The wrapper of every stage's and command's entry point: turn a `PadError` into one line on stderr
-    and exit status 2 (no traceback); before running, keep freed memory for reuse (`pad.memory`)."""
+    and exit status 2 (no traceback)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        reuse_freed_memory()
         try:
             return fn(*args, **kwargs)
         except PadError as exc:

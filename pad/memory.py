@@ -7,6 +7,11 @@ third of an align step's CPU time and 40% of the evaluate stage's. With mmap off
 heap never trimmed below 2 GiB of free top (`M_TRIM_THRESHOLD`), freed blocks stay in the heap and the
 next step reuses them. The arithmetic is unchanged (same results to the bit); the price is that the
 process keeps its peak heap (about +0.5 GB RSS in the evaluate stage on Prime Pantry).
+
+That price grows with the catalogue: blocks of varying size (positions × items) fragment a heap that is
+never given back, and at 26,449 items (1/16 of Electronics) a pretrain stage peaked at 6.64 GiB with it
+against 1.78 GiB without (two epochs, same losses; benchmarks/scale.md). So it applies only up to
+`KEEP_HEAP_MAX_ITEMS` items: Prime Pantry (8,347) keeps its speed-up, a large catalogue keeps its memory.
 """
 from __future__ import annotations
 
@@ -16,11 +21,13 @@ import sys
 
 M_TRIM_THRESHOLD = -1  # glibc <malloc.h>
 M_MMAP_MAX = -4
+KEEP_HEAP_MAX_ITEMS = 16_384  # catalogues up to this size keep freed memory (Prime Pantry 8,347: yes; 1/16: no)
 
 
-def reuse_freed_memory() -> bool:
-    """Tune glibc malloc as above for the rest of the process; True when applied, False without glibc."""
-    if not sys.platform.startswith("linux"):
+def reuse_freed_memory(n_items: int) -> bool:
+    """Tune glibc malloc as above for the rest of the process when the catalogue has at most
+    `KEEP_HEAP_MAX_ITEMS` items; True when applied, False for a larger catalogue or without glibc."""
+    if n_items > KEEP_HEAP_MAX_ITEMS or not sys.platform.startswith("linux"):
         return False
     try:
         mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt

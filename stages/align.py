@@ -5,6 +5,7 @@ from pad.config import load_section
 from pad.embed.store import load_embeddings
 from pad.errors import PadError
 from pad.errors import friendly_errors
+from pad.memory import reuse_freed_memory
 from pad.io import write_json
 from pad.train.align import align, align_metrics, save_align_expert
 from pad.train.checkpoint import load_pretrained
@@ -26,6 +27,7 @@ def main() -> None:
         raise PadError(f"{paths.pretrain_model} was trained with other `model` params; rerun `dvc repro pretrain`")
     text_emb, _ = load_embeddings(paths.embeddings)
     data = load_prepared(paths.sequences, paths.items, model_cfg)
+    reuse_freed_memory(data.n_items)  # pad.memory: only for a small catalogue
     files = (paths.sequences, paths.items, paths.embeddings, paths.pretrain_model)
     expert, result = align(data, pretrained, text_emb, model_cfg, cfg, ev, device=device_for(rank),
                            live_dir=Path(paths.dvclive) / "align", resume_root=paths.train_cache,

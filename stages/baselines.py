@@ -6,6 +6,7 @@ from pad.baselines.harness import run_baselines
 from pad.config import load_section
 from pad.embed.store import load_embeddings
 from pad.errors import friendly_errors
+from pad.memory import reuse_freed_memory
 from pad.io import write_json
 from pad.train.data import read_sequences
 from pad.train.distributed import close_distributed, device_for, init_distributed, set_threads
@@ -24,6 +25,7 @@ def main() -> None:
     if cfg.methods:
         text_emb, _ = load_embeddings(paths.embeddings)
         data = load_prepared(paths.sequences, paths.items, model_cfg)
+        reuse_freed_memory(data.n_items)  # pad.memory: only for a small catalogue
         metrics, timings = run_baselines(data, read_sequences(paths.sequences), text_emb, model_cfg, cfg, ev,
                                          device=device_for(rank), resume_root=paths.train_cache, world=world,
                                          files=(paths.sequences, paths.items, paths.embeddings))

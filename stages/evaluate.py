@@ -9,6 +9,7 @@ from pad.config import load_section
 from pad.embed.store import load_embeddings
 from pad.errors import PadError
 from pad.errors import friendly_errors
+from pad.memory import reuse_freed_memory
 from pad.evaluation.kendall import load_sequences_and_buckets
 from pad.evaluation.per_user import read_user_idx, write_per_user
 from pad.evaluation.phases import (bucket_rows, evaluate_models_per_user, gate_rows, history_rows, phase_tables,
@@ -35,6 +36,7 @@ def main() -> None:
     aligned = load_align_expert(paths.align_model, text_emb)
     pad = load_pad_model(paths.finetune_model, text_emb)
     buckets, n_buckets = read_item_buckets(paths.items)
+    reuse_freed_memory(len(buckets) - 1)  # pad.memory: only for a small catalogue
     if not torch.equal(buckets, pad.item_buckets) or pad.gate.n_buckets != n_buckets:
         raise PadError(f"{paths.finetune_model} was trained with other item buckets; rerun `dvc repro`")
     sequences, item_bucket = load_sequences_and_buckets(paths.sequences, paths.items)

@@ -6,6 +6,7 @@ import torch
 from pad.config import load_section
 from pad.embed.store import load_embeddings
 from pad.errors import friendly_errors
+from pad.memory import reuse_freed_memory
 from pad.io import write_json
 from pad.train.distributed import close_distributed, device_for, init_distributed, set_threads
 from pad.train.finetune import build_pad, finetune, finetune_metrics, save_pad
@@ -22,6 +23,7 @@ def main() -> None:
     rank, world = init_distributed()
     set_threads()
     data = load_prepared(paths.sequences, paths.items, model_cfg)
+    reuse_freed_memory(data.n_items)  # pad.memory: only for a small catalogue
     text_emb, _ = load_embeddings(paths.embeddings)
     torch.manual_seed(cfg.seed)  # fresh modules (the gate) start from seeded weights
     model = build_pad(cfg.experts, cfg.gate, model_cfg, text_emb, data.item_buckets, n_buckets=data.n_buckets,

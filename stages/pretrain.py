@@ -4,6 +4,7 @@ from pathlib import Path
 
 from pad.config import load_section, train_config
 from pad.errors import friendly_errors
+from pad.memory import reuse_freed_memory
 from pad.io import write_json
 from pad.train.checkpoint import save_expert
 from pad.train.distributed import close_distributed, device_for, init_distributed, set_threads
@@ -20,6 +21,7 @@ def main() -> None:
     rank, world = init_distributed()
     set_threads()
     data = load_prepared(paths.sequences, paths.items, model_cfg)
+    reuse_freed_memory(data.n_items)  # pad.memory: only for a small catalogue
     expert, result = pretrain(data, model_cfg, cfg, ev, device=device_for(rank),
                               live_dir=Path(paths.dvclive) / "pretrain", resume_root=paths.train_cache,
                               world=world, files=(paths.sequences, paths.items))

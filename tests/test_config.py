@@ -219,7 +219,7 @@ def test_values_at_the_edge_of_their_range_load(tmp_path, key, value):
     (lambda p: p["model"].update(dim=63, heads=2), "'model.dim' is 63; must be divisible by 'model.heads' (2) for sasrec"),
     (lambda p: p["model"].update(loss="ce", item_updates="rows"),
      "'model.item_updates' is rows, but the loss ce scores (and updates) every item each step; use 'model.loss' "
-     "sampled_ce or bce, or 'model.item_updates' dense"),
+     "shared_ce, sampled_ce or bce, or 'model.item_updates' dense"),
 ])
 def test_rules_between_fields_name_the_key(tmp_path, edit, message):
     path = _params(tmp_path, edit)

@@ -1,34 +1,48 @@
-"""pad.memory: large freed tensors are reused instead of faulted in again (glibc)."""
+"""pad.memory: large freed tensors are reused instead of faulted in again (glibc), for small catalogues only."""
 import platform
-import resource
+import subprocess
+import sys
+import textwrap
 
 import pytest
-import torch
 
-from pad.memory import reuse_freed_memory
+from pad.memory import KEEP_HEAP_MAX_ITEMS
 
-
-def _faults_of_big_allocations(cycles: int = 8) -> int:
-    """Minor page faults of `cycles` allocate-touch-free rounds of a 64 MB tensor (above glibc's mmap cap)."""
-    for _ in range(cycles):  # warm: the heap grows to its steady size first
+# In a fresh interpreter (the allocator's settings last for the process): apply for a catalogue of N items, then
+# count the minor page faults of 8 allocate-touch-free rounds of a 64 MB tensor (above glibc's mmap cap).
+FAULTS = textwrap.dedent("""
+    import resource, sys, torch
+    from pad.memory import reuse_freed_memory
+    applied = reuse_freed_memory(int(sys.argv[1]))
+    for _ in range(8):  # warm: the heap grows to its steady size first
         torch.empty(16 * 2**20).fill_(1.0)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(cycles):
+    for _ in range(8):
         torch.empty(16 * 2**20).fill_(1.0)
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    print(applied, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+""")
+
+
+def _faults(n_items: int) -> tuple[str, int]:
+    out = subprocess.run([sys.executable, "-c", FAULTS, str(n_items)], capture_output=True, text=True, check=True)
+    applied, faults = out.stdout.split()
+    return applied, int(faults)
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's allocator")
-def test_freed_big_tensors_are_reused_without_page_faults():
-    assert reuse_freed_memory()
-    pages = 8 * 64 * 2**20 // resource.getpagesize()  # what fresh mmaps would fault in
-    assert _faults_of_big_allocations() < pages // 20
+def test_small_catalogues_reuse_freed_big_tensors_large_ones_give_them_back():
+    import resource
+
+    pages = 8 * 64 * 2**20 // resource.getpagesize()  # what fresh mmaps fault in
+    applied, faults = _faults(KEEP_HEAP_MAX_ITEMS)
+    assert applied == "True" and faults < pages // 4  # kept in the heap: at most one round faults in
+    applied, faults = _faults(KEEP_HEAP_MAX_ITEMS + 1)
+    assert applied == "False" and faults > pages // 2  # glibc's default: mmap and unmap every time
 
 
-def test_stage_entry_points_apply_it(monkeypatch):
-    import pad.errors
+def test_training_and_evaluation_stages_apply_it_with_their_catalogue():
+    from pathlib import Path
 
-    calls = []
-    monkeypatch.setattr(pad.errors, "reuse_freed_memory", lambda: calls.append(1) or True)
-    pad.errors.friendly_errors(lambda: None)()
-    assert calls == [1]
+    for stage in ("pretrain", "align", "finetune", "evaluate", "baselines"):
+        source = (Path(__file__).parents[1] / "stages" / f"{stage}.py").read_text()
+        assert "reuse_freed_memory(" in source, stage

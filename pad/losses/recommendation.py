@@ -1,4 +1,4 @@
-"""The recommendation loss shared by every phase (DESIGN §4): `bce`, `ce` or `sampled_ce`.
+"""The recommendation loss shared by every phase (DESIGN §4): `bce`, `ce`, `sampled_ce` or `shared_ce`.
 
 The pure functions take logits; `recommendation_loss` computes them from any *scorer*
 (`encode(seqs) -> query`, `score(query, candidates | None) -> logits`, see pad/models/expert.py),
@@ -11,11 +11,11 @@ from typing import Literal, Protocol
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.utils._pytree import tree_map
+from torch.utils._pytree import tree_leaves, tree_map
 
 from pad.train.data import Batch
 
-LossKind = Literal["bce", "ce", "sampled_ce"]
+LossKind = Literal["bce", "ce", "sampled_ce", "shared_ce"]
 
 
 class Scorer(Protocol):
@@ -43,6 +43,23 @@ def bce_loss(logits: Tensor) -> Tensor:
 def sampled_ce_loss(logits: Tensor) -> Tensor:
     """Softmax cross-entropy over the positive (column 0) and K sampled negatives; logits (M, 1+K)."""
     return F.cross_entropy(logits, torch.zeros(len(logits), dtype=torch.long, device=logits.device))
+
+
+def shared_ce_loss(positive: Tensor, negative: Tensor, hits: Tensor, n_items: int) -> Tensor:
+    """Sampled softmax with negatives shared by the batch (Jean et al. 2015; Covington et al. 2016): softmax
+    cross-entropy over each position's target and the K items drawn once, uniformly, for the whole batch.
+    positive (M,) target logits, negative (M, K) logits of the shared items, hits (M, K) True where a shared
+    item is that position's target (an accidental hit: left out of its softmax), n_items N the catalogue.
+    The K' = K - hits drawn non-targets stand for all N - 1: their logits get log((N - 1) / K') (the log-Q
+    correction of uniform draws), so the sampled partition function estimates the full one, and with every
+    item drawn the loss is `ce`'s.
+
+    L = -log(exp(s⁺) / (exp(s⁺) + (N - 1) / K' · Σ_{k: not a hit} exp(s_k))), averaged over positions.
+    """
+    kept = negative.shape[1] - hits.sum(1, keepdim=True)  # (M, 1) K'
+    correction = torch.log((n_items - 1) / kept.clamp(min=1).to(negative.dtype))  # (M, 1)
+    logits = torch.cat([positive[:, None], (negative + correction).masked_fill(hits, -torch.inf)], 1)  # (M, 1+K)
+    return sampled_ce_loss(logits)
 
 
 def ce_loss(logits: Tensor, targets: Tensor) -> Tensor:
@@ -105,6 +122,15 @@ def catalogue_logits(scorer: Scorer, query: object) -> Tensor:
     return scorer.score(query, None)[..., 1:]
 
 
+def shared_scores(scorer: Scorer, query: object, items: Tensor) -> Tensor:
+    """(1, M, K) logits of every selected position against the same K `items`. A scorer with `shared_scores`
+    (an `Expert`: one (M, d) x (d, K) matmul) computes them directly; others get the K ids per position."""
+    if hasattr(scorer, "shared_scores"):
+        return scorer.shared_scores(query, items)
+    m = tree_leaves(query)[0].shape[1]
+    return scorer.score(query, items.expand(1, m, -1))  # (1, M, K)
+
+
 def select_positions(query: object, mask: Tensor) -> object:
     """Keep the query rows where `mask` (B, L) is True: every leaf (B, L, ...) -> (1, M, ...)."""
     return tree_map(lambda t: t[mask].unsqueeze(0), query)
@@ -133,11 +159,22 @@ def _recommendation_loss(scorer: Scorer, batch: Batch, kind: LossKind) -> Tensor
         return ce_loss(catalogue_logits(scorer, query)[0], targets)  # (M, N)
     if batch.negatives is None:
         raise ValueError(f"loss {kind!r} needs a batch with sampled negatives")
+    if kind == "shared_ce":
+        shared = batch.negatives  # (K,) drawn once for the batch
+        positive = scorer.score(query, targets[None, :, None])[0, :, 0]  # (M,)
+        return shared_ce_loss(positive, shared_scores(scorer, query, shared)[0], targets[:, None] == shared,
+                              batch.n_items)
     candidates = torch.cat([targets[:, None], batch.negatives[mask]], -1)  # (M, 1+K)
     logits = scorer.score(query, candidates.unsqueeze(0))[0]  # (M, 1+K)
     return bce_loss(logits) if kind == "bce" else sampled_ce_loss(logits)
 
 
 def negatives_per_position(kind: LossKind, negatives: int) -> int:
-    """How many negatives the batches must carry: bce 1, sampled_ce `model.negatives`, ce 0."""
-    return {"bce": 1, "sampled_ce": negatives, "ce": 0}[kind]
+    """How many negatives the batches must carry: bce 1, sampled_ce and shared_ce `model.negatives` (per
+    position, or per batch for shared_ce: `shares_negatives`), ce 0."""
+    return {"bce": 1, "sampled_ce": negatives, "shared_ce": negatives, "ce": 0}[kind]
+
+
+def shares_negatives(kind: LossKind) -> bool:
+    """True when one draw of negatives serves the whole batch (`shared_ce`)."""
+    return kind == "shared_ce"

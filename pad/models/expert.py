@@ -71,6 +71,11 @@ class Expert(nn.Module):
             return query @ self.item_vectors().T  # (B, L, N+1)
         return (query.unsqueeze(-2) * self.items(candidates)).sum(-1)  # (B, L, K)
 
+    def shared_scores(self, query: Tensor, items: Tensor) -> Tensor:
+        """(B, L, d) query x (K,) item ids shared by every position -> (B, L, K) logits (one matmul, and only
+        the K rows are computed: a text item module runs its tower on K items, not the catalogue)."""
+        return query @ self.items(items).T  # (B, L, d) x (d, K)
+
     def catalogue_table(self) -> Tensor:
         """(N, d) vectors of the real items 1..N (the rows every catalogue score is a dot product with)."""
         return self.item_vectors()[1:]

@@ -22,19 +22,21 @@ from pad.evaluation.ranking import RankingSplit
 
 @dataclass
 class Batch:
-    """One batch of users: inputs/targets (B, L) left-padded (target 0 = no loss), negatives (B, L, K)."""
+    """One batch of users: inputs/targets (B, L) left-padded (target 0 = no loss), negatives (B, L, K) per
+    position, or (K,) shared by the batch (`shared_ce`)."""
 
     inputs: Tensor
     targets: Tensor
     negatives: Tensor | None
     users: Tensor
+    n_items: int = 0  # the catalogue size N the negatives were drawn from (shared_ce's correction)
 
     def to(self, device: torch.device | str) -> "Batch":
         return Batch(**{f.name: _to(getattr(self, f.name), device) for f in fields(self)})
 
 
-def _to(t: Tensor | None, device: torch.device | str) -> Tensor | None:
-    return None if t is None else t.to(device)
+def _to(t: object, device: torch.device | str) -> object:
+    return t.to(device) if isinstance(t, Tensor) else t
 
 
 def left_pad(rows: Sequence[np.ndarray], length: int) -> Tensor:
@@ -62,16 +64,25 @@ def sample_negatives(user_items: Tensor, shape: tuple[int, int], n_items: int, g
     return neg
 
 
+def sample_shared(k: int, n_items: int, generator: torch.Generator) -> Tensor:
+    """`k` distinct uniform item ids in 1..N (all N when k >= N), one draw for a whole batch -> (k,) long."""
+    if k >= n_items:
+        return torch.arange(1, n_items + 1)
+    return torch.randperm(n_items, generator=generator)[:k] + 1
+
+
 class TrainData:
     """Per-user training windows; `batches(epoch, ...)` shuffles users and draws fresh negatives."""
 
-    def __init__(self, sequences: Sequence[np.ndarray], n_items: int, max_len: int, negatives: int) -> None:
+    def __init__(self, sequences: Sequence[np.ndarray], n_items: int, max_len: int, negatives: int,
+                 shared: bool = False) -> None:
         train = [np.asarray(s[:-2], dtype=np.int64) for s in sequences]
         users = [u for u, t in enumerate(train) if len(t) >= 2]
         if not users:
             raise PadError("no user has a training part of 2+ items (sequences need 4+ items)")
         self.n_items = n_items
         self.negatives = negatives
+        self.shared = shared  # one draw of `negatives` items per batch instead of per position
         self.users = torch.tensor(users, dtype=torch.long)
         self.inputs = left_pad([train[u][:-1] for u in users], max_len)  # (U, L)
         self.targets = left_pad([train[u][1:] for u in users], max_len)  # (U, L)
@@ -91,9 +102,11 @@ class TrainData:
             idx = chunk.tensor_split(world)[rank]
             targets = self.targets[idx]
             negatives = None
-            if self.negatives:
+            if self.negatives and self.shared:
+                negatives = sample_shared(self.negatives, self.n_items, gen)
+            elif self.negatives:
                 negatives = sample_negatives(self.train_items[idx], (targets.shape[1], self.negatives), self.n_items, gen)
-            yield Batch(self.inputs[idx], targets, negatives, self.users[idx])
+            yield Batch(self.inputs[idx], targets, negatives, self.users[idx], self.n_items)
 
     def n_batches(self, batch_size: int, world: int = 1) -> int:
         n = len(self.users)

@@ -35,6 +35,7 @@ from torch import Tensor
 
 from pad.config import EvaluateConfig, FinetuneConfig, ModelConfig, train_config
 from pad.errors import PadError
+from pad.evaluation.ranking import sample_users
 from pad.io import save_torch
 from pad.losses.recommendation import recommendation_loss
 from pad.models import Expert, build_backbone, build_id_expert
@@ -122,7 +123,8 @@ def finetune(data: Prepared, model: PAD, model_cfg: ModelConfig, cfg: FinetuneCo
              device: torch.device, live_dir: str | Path, resume_root: str | Path, world: int = 1,
              files: tuple[str | Path, ...] = ()) -> tuple[FitResult, list[float], GateCheck | None]:
     """Fine-tune the LLM expert alone (in place; best-validation weights kept), then fit the gate on the
-    validation split (checked first with `finetune.gate_check`: pinned to the best expert where it loses).
+    validation split, or on early stopping's seeded sample of `evaluate.valid_users` of its users (checked
+    first with `finetune.gate_check`: pinned to the best expert where it loses).
     Returns the LLM expert's fit (epochs 0 without one), the gate's epoch losses (none when pinned) and
     the check (None without one)."""
     seed_everything(cfg.seed)
@@ -135,7 +137,7 @@ def finetune(data: Prepared, model: PAD, model_cfg: ModelConfig, cfg: FinetuneCo
                      monitor=f"ndcg_{ev.k}", desc="finetune llm")
     elif not (torch.distributed.is_initialized() and torch.distributed.get_rank()):
         EpochLog(live_dir).close()  # no LLM expert to train: an empty log, so the stage's outputs exist
-    valid = data.splits["valid"]
+    valid = sample_users(data.splits["valid"], ev.valid_users, ev.seed)  # early stopping's users (all by default)
     fit_on = functools.partial(fit_gate, lr=cfg.gate_lr, epochs=cfg.gate_epochs, batch_size=cfg.batch_size, seed=cfg.seed,
                             user_chunk=ev.user_chunk)
     check = None

@@ -12,7 +12,7 @@ from torch import Tensor
 from pad.config import EvaluateConfig, ModelConfig, TrainConfig
 from pad.errors import PadError
 from pad.evaluation.ranking import RankingSplit, evaluate, evaluate_split, sample_users
-from pad.losses.recommendation import negatives_per_position, recommendation_loss
+from pad.losses.recommendation import negatives_per_position, recommendation_loss, shares_negatives
 from pad.models import Expert, build_id_expert
 from pad.train.checkpoint import resume_folder
 from pad.train.data import TrainData, ranking_splits, read_item_buckets, read_sequences
@@ -37,7 +37,8 @@ def load_prepared(sequences: str | Path, items: str | Path, model: ModelConfig) 
     top = max(int(s.max()) for s in seqs)
     if top > n_items or min(int(s.min()) for s in seqs) < 1:
         raise PadError(f"{sequences}: item ids must lie in 1..{n_items} (the items file), found up to {top}")
-    train = TrainData(seqs, n_items, model.max_len, negatives_per_position(model.loss, model.negatives))
+    train = TrainData(seqs, n_items, model.max_len, negatives_per_position(model.loss, model.negatives),
+                      shared=shares_negatives(model.loss))
     return Prepared(n_items, buckets, n_buckets, train, ranking_splits(seqs, model.max_len))
 
 
@@ -68,7 +69,12 @@ def pretrain(data: Prepared, model_cfg: ModelConfig, cfg: TrainConfig, ev: Evalu
 
 def final_metrics(expert: Expert, data: Prepared, result: FitResult, ev: EvaluateConfig) -> dict[str, Any]:
     """metrics/pretrain.json: valid and test of the best-validation weights, plus the epochs (timings are
-    not metrics: `FitResult.timings`)."""
-    metrics = evaluate(expert, data.splits, data.item_buckets, ev.k, ev.user_chunk, n_buckets=data.n_buckets)
+    not metrics: `FitResult.timings`). With `evaluate.valid_users` set (a large data set) both splits are
+    ranked for that seeded sample of users only (`sample_users` in the file): every user is ranked once, by
+    the evaluate stage, not again by each training stage."""
+    splits = {name: sample_users(split, ev.valid_users, ev.seed) for name, split in data.splits.items()}
+    metrics = evaluate(expert, splits, data.item_buckets, ev.k, ev.user_chunk, n_buckets=data.n_buckets)
+    if len(splits["valid"].targets) < len(data.splits["valid"].targets):
+        metrics["sample_users"] = len(splits["valid"].targets)
     metrics["train"] = {"best_epoch": result.best_epoch, "epochs": result.epochs_run}
     return metrics

@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pad.config import ModelConfig
-from pad.losses.recommendation import bce_loss, catalogue_logits, ce_loss, recommendation_loss, sampled_ce_loss
+from pad.losses.recommendation import (bce_loss, catalogue_logits, ce_loss, recommendation_loss, sampled_ce_loss,
+                                       shared_ce_loss)
 from pad.models import build_id_expert
 from pad.train.data import Batch
 
@@ -23,6 +24,16 @@ def test_sampled_ce_is_softmax_over_positive_and_negatives():
     logits = torch.tensor([[1.0, 2.0, 0.5]])
     want = -math.log(math.exp(1) / (math.exp(1) + math.exp(2) + math.exp(0.5)))
     assert abs(float(sampled_ce_loss(logits)) - want) < 1e-6
+
+
+def test_shared_ce_leaves_accidental_hits_out_and_scales_the_drawn_negatives_to_the_catalogue():
+    positive = torch.tensor([1.0, 0.0])
+    negative = torch.tensor([[2.0, 0.5], [3.0, 1.0]])  # position 1's first shared item is its own target
+    hits = torch.tensor([[False, False], [True, False]])
+    n = 9  # position 0: 2 drawn stand for 8 non-targets (x4); position 1: 1 drawn stands for 8 (x8)
+    want = (-math.log(math.exp(1) / (math.exp(1) + 4 * (math.exp(2) + math.exp(0.5))))
+            - math.log(math.exp(0) / (math.exp(0) + 8 * math.exp(1)))) / 2
+    assert abs(float(shared_ce_loss(positive, negative, hits, n)) - want) < 1e-6
 
 
 def test_ce_is_softmax_over_the_real_items():
@@ -72,6 +83,30 @@ def test_recommendation_loss_uses_only_real_positions():
     picked = logits[mask].gather(1, cand)
     torch.testing.assert_close(recommendation_loss(expert, batch, "sampled_ce"), sampled_ce_loss(picked))
     torch.testing.assert_close(recommendation_loss(expert, batch, "bce"), bce_loss(picked))
+    shared = torch.tensor([5, 7, 9])  # one draw for the batch; 5 is the target of one position
+    shared_batch = Batch(inputs, targets, shared, torch.arange(2), 10)
+    flat = logits[mask]  # (M, N+1)
+    hits = targets[mask][:, None] == shared
+    kept = 3 - hits.sum(1, keepdim=True)
+    neg = (flat[:, shared] + torch.log(9 / kept)).masked_fill(hits, -math.inf)
+    want_shared = sampled_ce_loss(torch.cat([flat.gather(1, targets[mask][:, None]), neg], 1))
+    torch.testing.assert_close(recommendation_loss(expert, shared_batch, "shared_ce"), want_shared)
+
+    class Generic:  # a scorer without `shared_scores`: the shared ids are scored per position
+        encode = expert.encode
+        score = expert.score
+
+    torch.testing.assert_close(recommendation_loss(Generic(), shared_batch, "shared_ce"), want_shared)
+
+
+def test_shared_ce_with_every_item_shared_is_the_full_softmax():
+    """With all N items drawn, shared_ce is ce (the target's own column is the masked hit)."""
+    torch.manual_seed(0)
+    expert = build_id_expert(ModelConfig("sasrec", 8, 1, 2, 0.0, 4, "shared_ce", 10), 10).eval()
+    inputs, targets = torch.tensor([[0, 1, 2, 3], [0, 0, 4, 5]]), torch.tensor([[0, 2, 3, 4], [0, 0, 5, 6]])
+    shared = Batch(inputs, targets, torch.arange(1, 11), torch.arange(2), 10)
+    torch.testing.assert_close(recommendation_loss(expert, shared, "shared_ce"),
+                               recommendation_loss(expert, Batch(inputs, targets, None, torch.arange(2)), "ce"))
 
 
 def test_one_table_step_gives_the_same_ce_loss_and_gradients():

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pad.errors import PadError
-from pad.train.data import TrainData, ranking_splits, read_sequences, sample_negatives
+from pad.train.data import TrainData, ranking_splits, read_sequences, sample_negatives, sample_shared
 
 
 def test_windows_and_splits_follow_the_leave_one_out_rule():
@@ -42,6 +42,22 @@ def test_negatives_are_never_padding_or_training_items(n_items, seed):
     assert ((neg >= 1) & (neg <= n_items)).all()
     for i, u in enumerate(users):
         assert not np.isin(neg[i].numpy(), u).any()
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 50), st.integers(1, 60), st.integers(0, 2**31 - 1))
+def test_shared_negatives_are_distinct_real_items(k, n_items, seed):
+    neg = sample_shared(k, n_items, torch.Generator().manual_seed(seed))
+    assert len(neg) == min(k, n_items) and len(neg.unique()) == len(neg)
+    assert ((neg >= 1) & (neg <= n_items)).all()
+
+
+def test_shared_ce_batches_carry_one_draw_per_batch():
+    seqs = [np.arange(1, 9) + i for i in range(10)]
+    data = TrainData(seqs, n_items=30, max_len=5, negatives=7, shared=True)
+    draws = [b.negatives for b in data.batches(1, 4, seed=0)]
+    assert [d.shape for d in draws] == [(7,)] * 3
+    assert not torch.equal(draws[0], draws[1])
 
 
 def test_batches_shard_users_and_resample_each_epoch():
