@@ -25,7 +25,7 @@ METRICS_FILE = "metrics/evaluate.json"
 BASELINES_FILE = "metrics/baselines.json"  # the baselines stage (pad.baselines): {method: {valid, test, train}}
 BASELINES_PREFIX = "baselines"  # its metrics join each run's under `baselines.<method>.<split>...`
 BASELINE_METHODS = (("hybrid", "Hybrid"), ("morec", "MoRec"), ("llminit", "LLMInit"), ("alphafuse", "AlphaFuse"),
-                    ("llmesr", "LLM-ESR"), ("make", "MAKE"), ("disco", "DisCo"))
+                    ("llmesr", "LLM-ESR"), ("ctrl", "CTRL"), ("smem", "SMEM"), ("make", "MAKE"), ("disco", "DisCo"))
 PER_USER_FILE = "metrics/per_user.parquet"  # the evaluate stage's per-user scores (pad.evaluation.per_user)
 PARAMS_FILE = "params.yaml"
 MISSING = "–"

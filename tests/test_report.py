@@ -272,3 +272,14 @@ def test_table2_averages_runs_over_seeds(doc):
     table = report.render_baselines_table(runs)
     assert _table2_row(table, "main", "Hybrid")["HR@10"] == f"4.500 ± {0.5 ** 0.5:.3f}"
     assert _table2_row(table, "main", "SASRec")["HR@10"] == "5.323 ± 0.000"
+
+
+def test_every_baseline_method_has_a_table2_label():
+    """A method the baselines stage can train but the report has no row label for would vanish from Table 2."""
+    import typing
+
+    from pad.baselines.harness import BUILDERS
+    from pad.config import BaselineMethod
+
+    labelled = [m for m, _ in report.BASELINE_METHODS]
+    assert sorted(labelled) == sorted(typing.get_args(BaselineMethod)) == sorted(BUILDERS)

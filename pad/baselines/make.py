@@ -29,6 +29,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from pad.baselines.pair import PairBackbone
 from pad.config import BaselinesConfig, ModelConfig
 from pad.models import Expert, IdEmbedding, build_backbone
 from pad.models.text import TextItems
@@ -44,19 +45,6 @@ class PairItems(nn.Module):
 
     def forward(self, ids: Tensor | None = None) -> Tensor:
         return torch.cat([self.ids(ids), self.text(ids)], -1)  # both zero on padding
-
-
-class PairBackbone(nn.Module):
-    """One backbone per half: (B, L, 2d) = [id rows ; text rows] -> (B, L, 2d) = [h_id ; h_text]."""
-
-    def __init__(self, ids: nn.Module, text: nn.Module) -> None:
-        super().__init__()
-        self.ids = ids
-        self.text = text
-
-    def forward(self, x: Tensor, pad_mask: Tensor) -> Tensor:
-        id_rows, text_rows = x.chunk(2, dim=-1)  # (B, L, d) each
-        return torch.cat([self.ids(id_rows, pad_mask), self.text(text_rows, pad_mask)], -1)
 
 
 def build(text_emb: Tensor, model_cfg: ModelConfig, cfg: BaselinesConfig) -> Expert:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from pad.baselines.pair import PairBackbone
 from pad.config import BaselinesConfig, ModelConfig
 from pad.models import Expert, IdEmbedding, build_backbone
 from pad.models.text import TextItems
@@ -48,19 +49,6 @@ class SharedSpecificItems(nn.Module):
         return torch.cat([self.id_view(ids), self.text_view(ids)], -1)  # (..., 2d)
 
 
-class TwoBackbones(nn.Module):
-    """One backbone per modality: (B, L, 2d) = [id rows ; text rows] -> (B, L, 2d) = [h_id ; h_text]."""
-
-    def __init__(self, id_backbone: nn.Module, text_backbone: nn.Module) -> None:
-        super().__init__()
-        self.id_backbone = id_backbone
-        self.text_backbone = text_backbone
-
-    def forward(self, x: Tensor, pad_mask: Tensor) -> Tensor:
-        id_rows, text_rows = x.chunk(2, dim=-1)  # (B, L, d) each
-        return torch.cat([self.id_backbone(id_rows, pad_mask), self.text_backbone(text_rows, pad_mask)], -1)
-
-
 def build(text_emb: Tensor, model_cfg: ModelConfig, cfg: BaselinesConfig) -> Expert:
     items = SharedSpecificItems(text_emb, model_cfg.dim, model_cfg.dropout, sparse=model_cfg.item_updates == "rows")
-    return Expert(items, TwoBackbones(build_backbone(model_cfg), build_backbone(model_cfg)))
+    return Expert(items, PairBackbone(build_backbone(model_cfg), build_backbone(model_cfg)))

@@ -255,7 +255,7 @@ def test_smem_trains_the_shared_and_both_specific_parts_with_the_recommendation_
     expert, result = fitted("smem", tmp_path)
     after = expert.state_dict()
     for name in ("items.shared.embedding.weight", "items.id_specific.embedding.weight",
-                 "items.text_specific.mlp.weight", "backbone.id_backbone", "backbone.text_backbone"):
+                 "items.text_specific.mlp.weight", "backbone.ids.", "backbone.text."):
         keys = [k for k in after if k.startswith(name)]
         assert keys and any(not torch.equal(before[k], after[k]) for k in keys), f"{name} did not train"
     assert {k for row in result.rows for k in row if k.endswith("_loss")} == {"train_loss"}
