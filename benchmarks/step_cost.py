@@ -28,6 +28,7 @@ from pad.train.loop import Optimizer, seed_everything
 def step_ms(n_items: int, updates: str, args: argparse.Namespace) -> dict[str, float]:
     model_cfg = dataclasses.replace(load_section("model"), loss=args.loss, item_updates=updates)
     train_cfg = load_section("pretrain")
+    train_cfg = dataclasses.replace(train_cfg, batch_size=args.batch_size or train_cfg.batch_size)
     seed_everything(0)
     rng = np.random.default_rng(0)
     seqs = [rng.integers(1, n_items + 1, size=int(rng.integers(7, 20))) for _ in range(train_cfg.batch_size * 4)]
@@ -62,6 +63,7 @@ def main() -> None:
     ap.add_argument("--items", default="8347,26449,105798,423191", help="Comma-separated catalogue sizes.")
     ap.add_argument("--loss", default="sampled_ce", choices=("bce", "sampled_ce", "shared_ce"))
     ap.add_argument("--negatives", type=int, default=0, help="model.negatives (0 = params.yaml's)")
+    ap.add_argument("--batch-size", type=int, default=0, help="pretrain.batch_size (0 = params.yaml's)")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
     args = ap.parse_args()

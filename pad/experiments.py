@@ -53,15 +53,24 @@ ELECTRONICS, MIND = (598_307, 423_191), (630_235, 79_707)
 # Early stopping ranks a fixed sample of this many validation users per epoch at every preset (all of
 # them at 1/64); the final valid and test metrics rank every user (`evaluate.valid_users`).
 SCALE_VALID_USERS = 10_000
+# Every preset trains with `shared_ce` (one draw of this many negatives per batch, log-Q corrected) and
+# row-wise item updates, so a step costs the same at any catalogue size (benchmarks/scale.md, step cost).
+SCALE_NEGATIVES = 2048
+# shared_ce's first few hundred steps plateau like ce's before it improves (benchmarks/scale.md, stop 19): the
+# pretrain patience covers at least this many steps, i.e. more epochs when an epoch is short (1/64: 9).
+PLATEAU_STEPS = 300
 
 
 def _synthetic(name: str, users: int, items: int, min_len: int, max_len: int) -> Member:
     """A `scale` preset: the synthetic source at this size. min_len/max_len set the mean sequence length
     (README, Size presets); topics grow as sqrt(items) from params.yaml's 24 topics for 1,200 items, so
     items per topic grow too while the generator's per-step cost (O(topics)) stays small."""
+    steps_per_epoch = users / 256  # params.yaml's pretrain.batch_size
     return Member(name, {"data.source": "synthetic", "data.synthetic.users": users, "data.synthetic.items": items,
                          "data.synthetic.topics": round(24 * math.sqrt(items / 1200)),
                          "data.synthetic.min_len": min_len, "data.synthetic.max_len": max_len,
+                         "model.loss": "shared_ce", "model.negatives": SCALE_NEGATIVES, "model.item_updates": "rows",
+                         "pretrain.patience": max(3, math.ceil(PLATEAU_STEPS / steps_per_epoch)),
                          "evaluate.valid_users": SCALE_VALID_USERS})
 
 

@@ -80,11 +80,17 @@ def test_every_member_is_valid_params(tmp_path):
     assert all(n in ex.describe_sets() for n in names)
 
 
-def test_scale_presets_are_data_only_and_sized_as_named():
+def test_scale_presets_are_sized_as_named_and_train_at_a_step_cost_free_of_the_catalogue():
     members = {m.name: m.params for m in ex.get_set("scale").members}
     assert list(members) == ["electronics-1-64", "electronics-1-16", "electronics-1-4", "electronics", "mind"]
-    assert all((k.startswith("data.") or k == "evaluate.valid_users") and p["data.source"] == "synthetic"
+    training = {"model.loss", "model.negatives", "model.item_updates", "pretrain.patience", "evaluate.valid_users"}
+    assert all((k.startswith("data.") or k in training) and p["data.source"] == "synthetic"
                for p in members.values() for k in p)
+    assert all(p["model.loss"] == "shared_ce" and p["model.item_updates"] == "rows" for p in members.values())
+    # the patience covers shared_ce's early plateau in steps: more epochs where an epoch is a few dozen steps
+    patience = {name: p["pretrain.patience"] for name, p in members.items()}
+    assert patience["electronics-1-64"] * members["electronics-1-64"]["data.synthetic.users"] / 256 >= ex.PLATEAU_STEPS
+    assert patience["electronics"] == patience["mind"] == 3 <= min(patience.values())
     size = {name: (p["data.synthetic.users"], p["data.synthetic.items"]) for name, p in members.items()}
     assert size["electronics"] == (598_307, 423_191) and size["mind"] == (630_235, 79_707)
     for f in (64, 16, 4):

@@ -215,3 +215,44 @@ def test_gate_check_keeps_the_gate_only_where_it_beats_every_expert_on_held_out_
     forced = check_gate(model, valid, lambda m, s: pin_gate(m.gate, m.names.index(worst)), k=10, user_chunk=32, seed=0)
     assert forced.valid_ndcg["gate"] == alone[worst] and forced.choice == max(alone, key=alone.get)
     assert all(torch.equal(v, start[k]) for k, v in model.gate.state_dict().items())  # left as it was
+
+
+def test_with_valid_users_the_gate_is_checked_and_fitted_on_the_seeded_sample(tmp_path):
+    """At scale (`evaluate.valid_users` > 0) the gate's check and fit use early stopping's seeded sample of
+    validation users, never the whole split (a gate fit is several full rankings)."""
+    from pad.evaluation.ranking import evaluate_split, sample_users
+    from pad.train.gate import fit_gate
+    from pad.train.loop import seed_everything
+
+    cfg = model_cfg()
+    data = prepared(cfg)
+    valid = data.splits["valid"]
+    ev = dataclasses.replace(EV, valid_users=len(valid.targets) // 2)
+    sample = sample_users(valid, ev.valid_users, ev.seed)
+    assert len(sample.targets) == ev.valid_users < len(valid.targets)
+    torch.manual_seed(0)
+    model = build_pad(["id", "align", "llm"], "bucket", cfg, text(), data.item_buckets, n_buckets=N_BUCKETS)
+    _, _, check = finetune(data, model, cfg, ft_cfg(check=True), ev, device=torch.device("cpu"),
+                           live_dir=tmp_path / "live", resume_root=tmp_path / "cache")
+    on_sample = {n: evaluate_split(e, sample, data.item_buckets, 10, 32, n_buckets=N_BUCKETS)["ndcg_10"]
+                 for n, e in model.experts.items()}
+    on_all = {n: evaluate_split(e, valid, data.item_buckets, 10, 32, n_buckets=N_BUCKETS)["ndcg_10"]
+              for n, e in model.experts.items()}
+    assert {n: check.valid_ndcg[n] for n in on_sample} == on_sample != on_all
+
+    # the fit itself (no LLM expert, so finetune goes straight to the gate): the gate fitted on the sample
+    torch.manual_seed(0)
+    two = build_pad(["id", "align"], "bucket", cfg, text(), data.item_buckets, n_buckets=N_BUCKETS)
+    on_sample_fit, on_all_fit = copy.deepcopy(two), copy.deepcopy(two)
+    cfg_ft = ft_cfg(experts=("id", "align"))
+    _, losses, _ = finetune(data, two, cfg, cfg_ft, ev, device=torch.device("cpu"), live_dir=tmp_path / "live2",
+                            resume_root=tmp_path / "cache2")
+    for ref, split in ((on_sample_fit, sample), (on_all_fit, valid)):
+        seed_everything(cfg_ft.seed)
+        ref_losses = fit_gate(ref, split, lr=cfg_ft.gate_lr, epochs=cfg_ft.gate_epochs, batch_size=cfg_ft.batch_size,
+                              seed=cfg_ft.seed, user_chunk=ev.user_chunk)
+        if split is sample:
+            assert losses == ref_losses
+            torch.testing.assert_close(two.gate_weights(), ref.gate_weights(), rtol=0, atol=0)
+        else:
+            assert not torch.equal(two.gate_weights(), ref.gate_weights())
