@@ -81,9 +81,10 @@ def print_table(stats: dict[str, dict[str, list[float]]], threads: int, requests
     for name, m in med.items():
         runs = ", ".join(f"{x:.2f}" for x in stats[name]["p50"])
         print(f"| {name} | {m['p50']:.3f} | {m['p99']:.3f} | {runs} |")
-    for suffix in ("", " (module per expert)"):
-        a, b = med[f"PAD{suffix}"], med[f"SASRec{suffix}"]
-        print(f"\nPAD / SASRec{suffix}: p50 {a['p50'] / b['p50']:.2f}x, p99 {a['p99'] / b['p99']:.2f}x")
+    pairs = [(n, f"SASRec{n[3:]}") for n in med if n.startswith("PAD") and f"SASRec{n[3:]}" in med]
+    pairs += [("PAD", n) for n in med if n.startswith("SASRec (") and "module" not in n]  # PAD vs SASRec scored otherwise
+    for a, b in pairs:
+        print(f"\n{a} / {b}: p50 {med[a]['p50'] / med[b]['p50']:.2f}x, p99 {med[a]['p99'] / med[b]['p99']:.2f}x")
     return med
 
 

@@ -1,6 +1,7 @@
 """Serving at Electronics size (issue 13 item 7): PAD vs SASRec top-k latency and item-table memory at N items.
 
-Latency and memory depend on sizes, not on trained weight values, so this builds (in --work) a workspace
+Latency and memory depend on sizes, not on trained weight values (except how often the int8 shortlist's
+certificate fails and falls back to fp32, printed at the end; trained models: serve_latency.py), so this builds (in --work) a workspace
 of the paper's Electronics catalogue size without training: items.parquet (synthetic Zipf popularity ->
 train_freq -> buckets, `pad.data.buckets`), seeded random unit text vectors of --text-dim written by
 `pad.embed.store.write_embeddings`, --users random histories of 5-18 popular-weighted items, and the three
@@ -10,8 +11,9 @@ checkpoints of freshly initialised (seeded) models saved by the training code it
 The build runs in a child process so this process's peak RSS is the serving side only.
 
 Then, as benchmarks/serve_latency.py (its functions, imported): load times with and without the item
-cache, the first request, memory, and p50/p99 of interleaved top-k requests for PAD and SASRec alone;
-last, where a request's time goes (backbone pass, scoring matmul, top-k).
+cache, the first request, memory, and p50/p99 of interleaved top-k requests for PAD and SASRec alone, each
+scored both ways (fp32 matmul, int8 shortlist with exact rescoring: pad/serve/shortlist.py); last, where a
+request's time goes (backbone pass, scoring matmul fp32 and int8, top-k).
 
     python benchmarks/serve_scale.py --work /tmp/serve-scale --repeats 3 --requests 300 --threads 1,default
 """
@@ -36,10 +38,11 @@ from pad.data.buckets import assign_buckets, write_items
 from pad.embed.store import write_embeddings
 from pad.models import build_id_expert
 from pad.serve import Recommender, default_cache_path, load_baseline, load_recommender
+from pad.serve.shortlist import ShortlistScorer
 from pad.train.align import build_align_expert, save_align_expert
 from pad.train.checkpoint import save_expert
 from pad.train.finetune import build_pad, save_pad
-from serve_latency import measure, print_table, sample_histories, thread_counts, with_module_variants
+from serve_latency import measure, print_table, sample_histories, thread_counts
 
 ROOT = Path(__file__).resolve().parents[1]
 ELECTRONICS_ITEMS = 423_191
@@ -135,8 +138,10 @@ def load_both(ws: Path) -> dict[str, dict]:
 
 def breakdown(rec: Recommender, histories: list[list[int]], k: int) -> dict[str, float]:
     """Median ms per request of each step of `Recommender.top_k` (stacked path, folded gate)."""
-    steps: dict[str, list[float]] = {"backbone": [], "matmul": [], "top-k": [], "matmul, (N, E·d) layout": []}
+    steps: dict[str, list[float]] = {"backbone": [], "matmul": [], "top-k": [], "matmul, (N, E·d) layout": [],
+                                     "int8 matmul (shortlist.approx)": []}
     rows = rec.folded.T.contiguous()  # (M+1, E·d): the same table item-major
+    int8 = rec.shortlist or ShortlistScorer(rec.folded)
     with torch.no_grad():
         for history in histories:
             recent = torch.as_tensor(history[-rec.max_len:], dtype=torch.long)
@@ -151,9 +156,22 @@ def breakdown(rec: Recommender, histories: list[list[int]], k: int) -> dict[str,
             t3 = time.perf_counter()
             rows @ states.reshape(-1)
             t4 = time.perf_counter()
-            for name, dt in zip(steps, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+            int8.approx(states.reshape(1, -1))
+            t5 = time.perf_counter()
+            for name, dt in zip(steps, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
                 steps[name].append(dt * 1e3)
     return {name: statistics.median(v) for name, v in steps.items()}
+
+
+def with_scoring_variants(recs: dict[str, Recommender]) -> dict[str, Recommender]:
+    """`recs` plus each one scored the other way: fp32 matmul where it serves through the int8 shortlist
+    (pad/serve/shortlist.py, the default from INT8_FROM items), the int8 shortlist where it does not."""
+    out = dict(recs)
+    for name, rec in recs.items():
+        other = Recommender.__new__(Recommender)
+        other.__dict__.update(rec.__dict__, shortlist=None if rec.shortlist else ShortlistScorer(rec.folded))
+        out[f"{name} ({'fp32' if rec.shortlist else 'int8'} scoring)"] = other
+    return out
 
 
 def main() -> None:
@@ -191,7 +209,7 @@ def main() -> None:
     for name, info in loaded.items():
         print(f"| {name} | " + " | ".join(f"{v:.2f}" for v in info.values()) + " |")
     histories = sample_histories(args.work, args.requests, args.seed)
-    recs = with_module_variants(recs)
+    recs = with_scoring_variants(recs)
     for threads in counts:
         print_table(measure(recs, histories, args.k, args.repeats, threads), threads, args.requests, args.k)
         parts = {name: breakdown(recs[name], histories, args.k) for name in ("PAD", "SASRec")}
@@ -199,6 +217,10 @@ def main() -> None:
         print("| step | " + " | ".join(parts) + " |\n|---|---|---|")
         for step in parts["PAD"]:
             print(f"| {step} | " + " | ".join(f"{p[step]:.3f}" for p in parts.values()) + " |")
+    for name, rec in recs.items():
+        if rec.shortlist is not None:
+            print(f"{name}: int8 certificate failed (fp32 fallback) on {rec.shortlist.fallbacks} of "
+                  f"{rec.shortlist.requests} requests")
     print(f"\npeak RSS {peak_rss_mib():.0f} MiB; load {os.getloadavg()}")
 
 

@@ -6,7 +6,8 @@ checkpoint and embeddings files: reused while both are unchanged, rebuilt (atomi
 changes. The gate's weights are per item, so for the `bucket`/`global` gates they are folded into the
 tables: score(i) = Σ_e w_e(bucket i) <q_e, v_e(i)> = <[q_1; …; q_E], [w_1 v_1(i); …; w_E v_E(i)]>.
 A request then costs one backbone pass per expert (one stacked pass when they are SASRec, see
-pad/serve/stacked.py), one matmul and a top-k over the catalogue.
+pad/serve/stacked.py), one matmul and a top-k over the catalogue; from INT8_FROM items the matmul reads
+an int8 copy of the table and the top-k is made exact by rescoring (pad/serve/shortlist.py).
 
 The query is the evaluation's (pad/evaluation/ranking.py): the last `model.max_len` history items,
 left-padded; padding is never ranked and history items are excluded (score -inf) unless repeats are
@@ -36,11 +37,15 @@ from pad.io import load_torch, save_torch
 from pad.models.gate import NetworkGate
 from pad.models.pad import PAD
 from pad.serve.new_items import embed_texts, new_item_vectors, read_new_items
+from pad.serve.shortlist import ShortlistScorer, int8_available
 from pad.serve.stacked import StackedSASRec
 from pad.train.checkpoint import fingerprint
 from pad.train.data import left_pad
 
 CACHE_FORMAT = "pad.items/1"
+# From this catalogue size, top-k reads the folded table's int8 copy and rescores a certified shortlist
+# exactly (pad/serve/shortlist.py): at 8k items the fp32 matmul is not the cost, at 423k it is most of it.
+INT8_FROM = 50_000
 
 
 @dataclass(frozen=True)
@@ -122,9 +127,11 @@ def item_tables(model: PAD, files: Sequence[str | Path], cache_path: str | Path)
 
 
 class Recommender:
-    """Scores the next item after a history with a PAD model whose item tables are precomputed."""
+    """Scores the next item after a history with a PAD model whose item tables are precomputed. `int8`:
+    exact top-k through the folded table's int8 copy (None = from INT8_FROM items, where fbgemm exists)."""
 
-    def __init__(self, model: PAD, tables: Mapping[str, Tensor], catalogue: Catalogue, max_len: int) -> None:
+    def __init__(self, model: PAD, tables: Mapping[str, Tensor], catalogue: Catalogue, max_len: int,
+                 int8: bool | None = None) -> None:
         self.model, self.catalogue, self.max_len = model.eval(), catalogue, max_len
         self.experts = [model.experts[n] for n in model.names]
         self.tables = [tables[n] for n in model.names]  # E × (M+1, d)
@@ -135,22 +142,29 @@ class Recommender:
             with torch.no_grad():
                 w = model.gate.weights(catalogue.buckets)  # (M+1, E)
                 self.folded = torch.cat([t * w[:, e, None] for e, t in enumerate(self.tables)], 1).T.contiguous()  # (E·d, M+1)
+        use_int8 = self.n_items >= INT8_FROM if int8 is None else int8
+        self.shortlist = (ShortlistScorer(self.folded) if use_int8 and self.folded is not None and int8_available()
+                          else None)
 
     @property
     def n_items(self) -> int:
         return len(self.catalogue.item_ids) - 1
 
     @torch.no_grad()
-    def scores(self, history: Sequence[int]) -> Tensor:
-        """(M+1,) scores of every item as the next one after `history` (item_idx, oldest first); [0] = -inf."""
+    def states(self, history: Sequence[int]) -> Tensor:
+        """(E, d): each expert's query after `history` (item_idx, oldest first)."""
         if not len(history):
             raise PadError("the history is empty: give at least one item id")
         recent = torch.as_tensor(list(history[-self.max_len:]), dtype=torch.long)  # (T,)
         if self.stacked is not None:
-            states = self.stacked(torch.stack([t[recent] for t in self.tables]))  # (E, d)
-        else:
-            seq = left_pad([recent.numpy()], self.max_len)  # (1, L)
-            states = torch.cat([e.backbone(t[seq], seq != 0)[:, -1] for e, t in zip(self.experts, self.tables)])
+            return self.stacked(torch.stack([t[recent] for t in self.tables]))  # (E, d)
+        seq = left_pad([recent.numpy()], self.max_len)  # (1, L)
+        return torch.cat([e.backbone(t[seq], seq != 0)[:, -1] for e, t in zip(self.experts, self.tables)])
+
+    @torch.no_grad()
+    def scores(self, history: Sequence[int]) -> Tensor:
+        """(M+1,) fp32 scores of every item as the next one after `history` (item_idx, oldest first); [0] = -inf."""
+        states = self.states(history)
         if self.folded is not None:
             out = (states.reshape(1, -1) @ self.folded)[0]  # (M+1,)
         else:
@@ -167,6 +181,9 @@ class Recommender:
         if k > left:
             raise PadError(f"-k {k}: only {left} items are left after excluding the {len(seen)} history items; "
                            "lower -k or pass --allow-repeats")
+        if self.shortlist is not None:
+            excluded = [0] if allow_repeats else [0, *seen]
+            return self.shortlist.top_k(self.states(history).reshape(1, -1), k, excluded)  # exact, via int8
         scores = self.scores(history)
         if not allow_repeats:
             scores[list(seen)] = -math.inf
@@ -212,8 +229,10 @@ def _check_catalogue(catalogue: Catalogue, model: PAD, items_path: Path, model_p
 
 
 def load_recommender(model_path: str | Path, embeddings_path: str | Path, items_path: str | Path, *,
-                     new_items: str | Path | None = None, cache_path: str | Path | None = None) -> Recommender:
-    """The fine-tuned PAD model as a Recommender (item tables from/into the cache next to the model)."""
+                     new_items: str | Path | None = None, cache_path: str | Path | None = None,
+                     int8: bool | None = None) -> Recommender:
+    """The fine-tuned PAD model as a Recommender (item tables from/into the cache next to the model; `int8`
+    as Recommender's)."""
     from pad.embed.store import load_embeddings
     from pad.train.finetune import load_pad_checkpoint, load_pad_model
 
@@ -229,10 +248,11 @@ def load_recommender(model_path: str | Path, embeddings_path: str | Path, items_
         text = torch.from_numpy(embed_texts(texts, meta, text_emb.shape[1]))  # (M, D)
         tables = {n: torch.cat([t, new_item_vectors(model.experts[n].items, text)]) for n, t in tables.items()}
         catalogue = catalogue.with_new_items(ids, texts)
-    return Recommender(model, tables, catalogue, max_len)
+    return Recommender(model, tables, catalogue, max_len, int8)
 
 
-def load_baseline(pretrain_path: str | Path, items_path: str | Path, cache_path: str | Path | None = None) -> Recommender:
+def load_baseline(pretrain_path: str | Path, items_path: str | Path, cache_path: str | Path | None = None,
+                  int8: bool | None = None) -> Recommender:
     """The phase-1 expert alone (e.g. SASRec) as a Recommender, served by the same code path."""
     from pad.train.checkpoint import load_pretrained
 
@@ -242,7 +262,7 @@ def load_baseline(pretrain_path: str | Path, items_path: str | Path, cache_path:
         raise PadError(f"{items_path} is not the items file {pretrain_path} was trained on; rerun dvc repro")
     model = PAD.single(expert, catalogue.buckets, catalogue.n_buckets)
     tables, _ = item_tables(model, (pretrain_path,), cache_path or default_cache_path(pretrain_path))
-    return Recommender(model, tables, catalogue, cfg.max_len)
+    return Recommender(model, tables, catalogue, cfg.max_len, int8)
 
 
 def recommend_command(user: str | None, items: str | None, k: int, as_json: bool, allow_repeats: bool,
