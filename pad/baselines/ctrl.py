@@ -24,6 +24,8 @@ interaction is read before fine-tuning). The pre-training reads no validation or
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import Tensor, nn
 
@@ -66,9 +68,10 @@ def align(ids: IdEmbedding, text_emb: Tensor, cfg: BaselinesConfig) -> tuple[nn.
     return tower, losses
 
 
-def pretrain(expert: Expert, text_emb: Tensor, model_cfg: ModelConfig, cfg: BaselinesConfig) -> list[float]:
-    """The harness's pre-training hook: align the expert's ID table with the text, then drop the text tower.
-    Returns the per-epoch InfoNCE losses."""
+def pretrain(expert: Expert, text_emb: Tensor, model_cfg: ModelConfig, cfg: BaselinesConfig,
+             fit_alone: Callable[[Expert], None] | None = None) -> list[float]:
+    """The harness's pre-training hook: align the expert's ID table with the text, then drop the text tower
+    (it reads no interactions: `fit_alone` is not used). Returns the per-epoch InfoNCE losses."""
     _, losses = align(expert.items, text_emb, cfg)
     if losses:
         print(f"ctrl pre-training: InfoNCE {losses[0]:.4f} (epoch 1) -> {losses[-1]:.4f} (epoch {len(losses)})",

@@ -32,8 +32,8 @@ from pad.train.pretrain import Prepared, valid_headline
 
 Builder = Callable[[Tensor, ModelConfig, BaselinesConfig], Expert]
 Objective = Callable[[list[np.ndarray], Tensor, ModelConfig, BaselinesConfig], LossFn]
-Pretrain = Callable[[Expert, Tensor, ModelConfig, BaselinesConfig], Any]
-Part = Callable[[Expert], Expert]
+FitAlone = Callable[[Expert], None]
+Pretrain = Callable[[Expert, Tensor, ModelConfig, BaselinesConfig, FitAlone], Any]
 
 # method name -> its module's `build(text_emb, model_cfg, cfg) -> Expert`
 BUILDERS: dict[str, Builder] = {"hybrid": hybrid.build, "morec": morec.build, "llminit": llminit.build,
@@ -42,13 +42,11 @@ BUILDERS: dict[str, Builder] = {"hybrid": hybrid.build, "morec": morec.build, "l
 # methods with a loss of their own: `objective(sequences, text_emb, model_cfg, cfg) -> loss_fn`; the others
 # train with the recommendation loss alone
 OBJECTIVES: dict[str, Objective] = {"llmesr": llmesr.objective, "disco": disco.objective}
-# methods with a pre-training step run on the freshly built expert before the recommendation training:
-# `pretrain(expert, text_emb, model_cfg, cfg)` (in place; it reads no interactions)
-PRETRAINS: dict[str, Pretrain] = {"ctrl": ctrl.pretrain}
-# methods whose part trains first for recommendation: `part(expert) -> Expert`, a part of the built expert (sharing
-# its modules) that first trains alone with `model.loss` (same settings, validation, early stopping and resume);
-# then the whole expert trains with its method's loss
-PRETRAIN_PART: dict[str, Part] = {"make": make.text_expert}
+# methods with a pre-training step, run on the freshly built expert (in place) before its recommendation training:
+# `pretrain(expert, text_emb, model_cfg, cfg, fit_alone)`. `fit_alone(part)` trains a part of the expert (sharing its
+# modules) alone with `model.loss` under the same settings, validation, early stopping and resume (MAKE's text
+# expert); CTRL's step reads no interactions and does not use it.
+PRETRAINS: dict[str, Pretrain] = {"ctrl": ctrl.pretrain, "make": make.pretrain}
 
 
 def train_method(method: str, data: Prepared, sequences: list[np.ndarray], text_emb: Tensor | np.ndarray,
@@ -56,9 +54,9 @@ def train_method(method: str, data: Prepared, sequences: list[np.ndarray], text_
                  resume_root: str | Path, world: int = 1,
                  files: tuple[str | Path, ...] = ()) -> tuple[Expert, FitResult]:
     """Seed, build `method`'s expert over the frozen (N+1, D) text matrix, run its pre-training step if it has
-    one (PRETRAINS, or PRETRAIN_PART: a part trained first) and train it with `model.loss` (plus the method's own
-    terms); returns it with its best-validation weights (a resumed run reruns the seeded pre-training, then `fit`
-    restores the saved weights). `sequences` are the prepared ones
+    one (PRETRAINS) and train it with `model.loss` (plus the method's own terms); returns it with its
+    best-validation weights (a resumed run reruns a seeded step that reads no interactions and skips a part's
+    training: `fit` restores the saved weights either way). `sequences` are the prepared ones
     (`data` was built from them: batch.users index them)."""
     if method not in BUILDERS:
         raise PadError(f"unknown baseline {method!r}; known: {', '.join(BUILDERS)}")
@@ -68,22 +66,26 @@ def train_method(method: str, data: Prepared, sequences: list[np.ndarray], text_
                        f"{data.n_items}; rerun the embed stage on the current items file (dvc repro embed)")
     seed_everything(cfg.seed)
     expert = BUILDERS[method](text_emb, model_cfg, cfg).to(device)
-    if method in PRETRAINS:
-        PRETRAINS[method](expert, text_emb, model_cfg, cfg)
     own = dataclasses.replace(cfg, methods=())  # the run does not depend on which other methods are listed
     resume = resume_folder(resume_root, f"baselines-{method}", model_cfg, own, ev.k, world, files=files)
     rec_loss = functools.partial(recommendation_loss, kind=model_cfg.loss)
+    parts: list[FitResult] = []
+
+    def fit_alone(part: Expert) -> None:
+        if (resume / "last.pt").is_file():  # a resumed run's state already holds what the part learned
+            return
+        parts.append(fit(part, data.train, rec_loss, valid_headline(data, ev), train_config(cfg),
+                         resume_dir=resume.with_name(f"{resume.name}-pretrain"), monitor=f"ndcg_{ev.k}",
+                         desc=f"{method} pretrain"))
+
+    if method in PRETRAINS:
+        PRETRAINS[method](expert, text_emb, model_cfg, cfg, fit_alone)
     loss_fn = OBJECTIVES[method](sequences, text_emb, model_cfg, cfg) if method in OBJECTIVES else rec_loss
-    pre = None
-    if method in PRETRAIN_PART and not (resume / "last.pt").is_file():  # a resumed run's state holds the pre-training
-        pre = fit(PRETRAIN_PART[method](expert), data.train, rec_loss, valid_headline(data, ev), train_config(cfg),
-                  resume_dir=resume.with_name(f"{resume.name}-pretrain"), monitor=f"ndcg_{ev.k}",
-                  desc=f"{method} pretrain")
     result = fit(expert, data.train, loss_fn,
                  valid_headline(data, ev), train_config(cfg), resume_dir=resume, monitor=f"ndcg_{ev.k}",
                  desc=method)
-    if pre is not None:
-        clear_resume(pre)
+    for part in parts:
+        clear_resume(part)
     return expert, result
 
 

@@ -7,7 +7,7 @@ ID embeddings overfit after one epoch while the parameters that read multimodal 
 MAKE decouples the two: the module over the multimodal representations is first trained on the recommendation
 task for several epochs on its own, then its knowledge joins the ID-based model, which trains as usual. The PAD
 paper (SIGIR 2025, Table 2) uses it as "an LLM-specific expert pre-trained MoRec-style, fused with the ID expert"
-(DESIGN §12). Here, two steps (the harness's PRETRAIN_PART hook runs the first):
+(DESIGN §12). Here, two steps (`pretrain`, the harness's PRETRAINS hook, runs the first):
   1. pre-training: the text expert = tower(frozen text embedding) (`baselines.make_tower`: one Linear by default,
      or MoRec's deep TextMLP) + its own `model.backbone`, trained alone with `model.loss` under the baselines'
      training settings (early stopping on validation nDCG, best weights kept): MoRec, from scratch
@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+
+from typing import Callable
 
 from pad.baselines.pair import PairBackbone
 from pad.config import BaselinesConfig, ModelConfig
@@ -57,3 +59,9 @@ def text_expert(expert: Expert) -> Expert:
     """The fused expert's text half as an expert of its own (its modules, shared, not copied): what the
     pre-training step trains; training it trains the fused expert's text tower and text backbone in place."""
     return Expert(expert.items.text, expert.backbone.text)
+
+
+def pretrain(expert: Expert, text_emb: Tensor, model_cfg: ModelConfig, cfg: BaselinesConfig,
+             fit_alone: Callable[[Expert], None]) -> None:
+    """The harness's pre-training hook: step 1, the text expert trained alone for recommendation (in place)."""
+    fit_alone(text_expert(expert))
