@@ -1,5 +1,4 @@
-"""A tiny learnable toy for the baselines: users walk through the items in steps of 2, every item has its own
-random text vector (so text identifies the item), 5 frequency buckets."""
+"""The walk toy (tests/walk.py) at the baselines' size: 50 items, 120 users, 32-d text, 5 buckets."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,9 +6,8 @@ import pytest
 import torch
 
 from pad.config import BaselinesConfig, EvaluateConfig, ModelConfig
-from pad.losses.recommendation import negatives_per_position
-from pad.train.data import TrainData, ranking_splits
 from pad.train.pretrain import Prepared
+from tests.walk import walk_prepared, walk_sequences, walk_text
 
 N_ITEMS, N_USERS, TEXT_DIM, N_BUCKETS, DIM = 50, 120, 32, 5, 16
 EV = EvaluateConfig(k=10, user_chunk=64, tau_max_pairs=1000, seed=0, valid_users=0)
@@ -28,22 +26,15 @@ def base_cfg(methods=(), epochs: int = 6, **kw) -> BaselinesConfig:
 
 
 def sequences() -> list[np.ndarray]:
-    rng = np.random.default_rng(0)
-    return [np.array([(s + 2 * i - 1) % N_ITEMS + 1 for i in range(int(rng.integers(5, 10)))])
-            for s in rng.integers(1, N_ITEMS + 1, N_USERS)]
+    return walk_sequences(N_ITEMS, N_USERS)
 
 
 def prepared(cfg: ModelConfig) -> Prepared:
-    seqs = sequences()
-    buckets = torch.cat([torch.zeros(1, dtype=torch.long), torch.arange(N_ITEMS) // (N_ITEMS // N_BUCKETS) + 1])
-    train = TrainData(seqs, N_ITEMS, cfg.max_len, negatives_per_position(cfg.loss, cfg.negatives))
-    return Prepared(N_ITEMS, buckets, N_BUCKETS, train, ranking_splits(seqs, cfg.max_len))
+    return walk_prepared(cfg, N_ITEMS, N_USERS, N_BUCKETS)
 
 
 def text() -> torch.Tensor:
-    t = torch.randn(N_ITEMS + 1, TEXT_DIM, generator=torch.Generator().manual_seed(5))
-    t[0] = 0
-    return t
+    return walk_text(N_ITEMS, TEXT_DIM)
 
 
 @pytest.fixture(autouse=True)

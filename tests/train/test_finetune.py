@@ -12,14 +12,13 @@ import torch
 from pad.config import AlignConfig, EvaluateConfig, FinetuneConfig, ModelConfig
 from pad.data.buckets import write_items
 from pad.errors import PadError
-from pad.losses.recommendation import negatives_per_position
 from pad.models import build_id_expert
 from pad.train.align import build_align_expert, save_align_expert
 from pad.train.checkpoint import save_expert
-from pad.train.data import TrainData, ranking_splits
 from pad.train.finetune import build_pad, check_experts, finetune, finetune_metrics, load_pad_model, save_pad
 from pad.train.loop import FitResult
 from pad.train.pretrain import Prepared, load_prepared
+from tests.walk import walk_prepared, walk_text
 
 torch.set_num_threads(1)
 N_ITEMS, N_USERS, TEXT_DIM, N_BUCKETS = 30, 80, 10, 5
@@ -37,19 +36,12 @@ def ft_cfg(gate: str = "bucket", experts=("id", "align", "llm"), epochs: int = 2
 
 
 def prepared(cfg: ModelConfig) -> Prepared:
-    """Users walk through the items in steps of 2; text = a noisy code of the item id (learnable)."""
-    rng = np.random.default_rng(0)
-    seqs = [np.array([(s + 2 * i - 1) % N_ITEMS + 1 for i in range(int(rng.integers(5, 10)))])
-            for s in rng.integers(1, N_ITEMS + 1, N_USERS)]
-    buckets = torch.cat([torch.zeros(1, dtype=torch.long), torch.arange(N_ITEMS) // 6 + 1])  # N_BUCKETS
-    train = TrainData(seqs, N_ITEMS, cfg.max_len, negatives_per_position(cfg.loss, cfg.negatives))
-    return Prepared(N_ITEMS, buckets, N_BUCKETS, train, ranking_splits(seqs, cfg.max_len))
+    """The walk toy (tests/walk.py): learnable from the ID and from the text."""
+    return walk_prepared(cfg, N_ITEMS, N_USERS, N_BUCKETS)
 
 
 def text() -> torch.Tensor:
-    t = torch.randn(N_ITEMS + 1, TEXT_DIM, generator=torch.Generator().manual_seed(5))
-    t[0] = 0
-    return t
+    return walk_text(N_ITEMS, TEXT_DIM)
 
 
 @pytest.mark.parametrize("backbone,loss,gate", [("sasrec", "ce", "bucket"), ("gru4rec", "bce", "network"),
