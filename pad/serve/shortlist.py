@@ -56,21 +56,28 @@ class ShortlistScorer:
 
     def error_bound(self, query: Tensor) -> Tensor:
         """(M+1,) ε with |query @ table - approx(query)| ≤ ε, elementwise (module docstring, step 1)."""
+        a, b = self._bound_weights(query)
+        return self.residual * a + self.norm * b
+
+    @staticmethod
+    def _bound_weights(query: Tensor) -> tuple[float, float]:
+        """(a, b) with ε = a·|w_i - ŵ_i| + b·|ŵ_i|: a = |q|, b = |q - q̂| bound + fp32 slack."""
         q = query[0]
         step = (q.max().clamp_min(0) - q.min().clamp_max(0)) / 127  # fbgemm's reduce_range query step
-        q_norm, q_err = float(q.norm()), math.sqrt(len(q)) * float(step) / 2
-        return self.residual * q_norm + self.norm * (q_err + 1e-5 * q_norm)
+        q_norm = float(q.norm())
+        return q_norm, math.sqrt(len(q)) * float(step) / 2 + 1e-5 * q_norm
 
     def top_k(self, query: Tensor, k: int, excluded: Sequence[int]) -> tuple[Tensor, Tensor]:
         """(k,) item indices and their exact scores, best first, never an `excluded` index. The caller
         ensures k ≤ the number of items left."""
         approx = self.approx(query)
-        approx[list(excluded)] = -math.inf
-        left = int(torch.isfinite(approx).sum())
-        short = torch.topk(approx, min(max(self.shortlist, k), left)).indices  # (S,)
+        excluded = list(set(excluded))
+        approx[excluded] = -math.inf
+        short = torch.topk(approx, min(max(self.shortlist, k), len(approx) - len(excluded))).indices  # (S,)
         exact = (query @ self.table[:, short])[0]  # (S,)
         kth = torch.topk(exact, k).values[-1]
-        bound = approx.add_(self.error_bound(query))  # (M+1,) ŝ + ε, in place (approx is not used after)
+        a, b = self._bound_weights(query)
+        bound = approx.add_(self.residual, alpha=a).add_(self.norm, alpha=b)  # (M+1,) ŝ + ε, in place
         bound[short] = -math.inf
         self.requests += 1
         if bound.max() > kth:  # the certificate fails: rescore every item it cannot rule out
