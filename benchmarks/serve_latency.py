@@ -31,14 +31,16 @@ def variants(ws: Path) -> dict[str, Recommender]:
     return with_module_variants({"PAD": pad, "SASRec": sasrec})
 
 
+def variant(rec: Recommender, **changes: object) -> Recommender:
+    """A copy of `rec` sharing its model and tables, with some attributes replaced (e.g. stacked=None)."""
+    out = Recommender.__new__(Recommender)
+    out.__dict__.update(rec.__dict__, **changes)
+    return out
+
+
 def with_module_variants(recs: dict[str, Recommender]) -> dict[str, Recommender]:
     """`recs` plus each one through the per-expert module calls (same tables, no stacked pass)."""
-    out = dict(recs)
-    for name, rec in recs.items():
-        plain = Recommender.__new__(Recommender)
-        plain.__dict__.update(rec.__dict__, stacked=None)
-        out[f"{name} (module per expert)"] = plain
-    return out
+    return {**recs, **{f"{name} (module per expert)": variant(rec, stacked=None) for name, rec in recs.items()}}
 
 
 def run(recs: dict[str, Recommender], histories: list[list[int]], k: int) -> dict[str, list[float]]:

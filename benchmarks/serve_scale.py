@@ -42,7 +42,7 @@ from pad.serve.shortlist import ShortlistScorer
 from pad.train.align import build_align_expert, save_align_expert
 from pad.train.checkpoint import save_expert
 from pad.train.finetune import build_pad, save_pad
-from serve_latency import measure, print_table, sample_histories, thread_counts
+from serve_latency import measure, print_table, sample_histories, thread_counts, variant
 
 ROOT = Path(__file__).resolve().parents[1]
 ELECTRONICS_ITEMS = 423_191
@@ -166,12 +166,9 @@ def breakdown(rec: Recommender, histories: list[list[int]], k: int) -> dict[str,
 def with_scoring_variants(recs: dict[str, Recommender]) -> dict[str, Recommender]:
     """`recs` plus each one scored the other way: fp32 matmul where it serves through the int8 shortlist
     (pad/serve/shortlist.py, the default from INT8_FROM items), the int8 shortlist where it does not."""
-    out = dict(recs)
-    for name, rec in recs.items():
-        other = Recommender.__new__(Recommender)
-        other.__dict__.update(rec.__dict__, shortlist=None if rec.shortlist else ShortlistScorer(rec.folded))
-        out[f"{name} ({'fp32' if rec.shortlist else 'int8'} scoring)"] = other
-    return out
+    return {**recs, **{f"{name} ({'fp32' if rec.shortlist else 'int8'} scoring)":
+                       variant(rec, shortlist=None if rec.shortlist else ShortlistScorer(rec.folded))
+                       for name, rec in recs.items()}}
 
 
 def main() -> None:
