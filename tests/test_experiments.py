@@ -2,7 +2,6 @@
 parser), and one real `dvc exp run --queue` of a list param in a throwaway DVC project."""
 import dataclasses
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path

@@ -22,6 +22,7 @@ import numpy as np
 import polars as pl
 from torch import Tensor
 
+from pad.evaluation.joint import rank_models
 from pad.evaluation.kendall import tau_discrepancy
 from pad.evaluation.per_user import user_rows
 from pad.evaluation.ranking import RankingSplit, hit_ndcg, rank_split, split_metrics
@@ -34,7 +35,8 @@ from pad.models.pad import EXPERTS, PAD
 def evaluate_models(models: Mapping[str, PAD], splits: Mapping[str, RankingSplit], item_buckets: Tensor,
                     k: int, user_chunk: int, *, n_buckets: int,
                     groups: HistoryGroups | None = None) -> dict[str, dict[str, Any]]:
-    """{split: {model name: metrics}} by full ranking (each item table computed once per split); with
+    """{split: {model name: metrics}} by full ranking (each item table computed once per split, and each
+    expert that several PAD models share scored once: pad.evaluation.joint); with
     `groups`, each model's metrics also by user history length (`history`, in both protocols)."""
     return evaluate_models_per_user(models, splits, item_buckets, k, user_chunk, n_buckets=n_buckets,
                                     groups=groups)[0]
@@ -50,8 +52,10 @@ def evaluate_models_per_user(models: Mapping[str, PAD], splits: Mapping[str, Ran
     out: dict[str, dict[str, Any]] = {name: {} for name in splits}
     rows: list[pl.DataFrame] = []
     for split_name, split in splits.items():
+        ranks = (rank_models(models, split, item_buckets, user_chunk) if all(isinstance(m, PAD) for m in models.values())
+                 else {name: rank_split(model, split, item_buckets, user_chunk) for name, model in models.items()})
         for model_name, model in models.items():
-            masked, unmasked = rank_split(model, split, item_buckets, user_chunk)
+            masked, unmasked = ranks[model_name]
             m = split_metrics(masked, unmasked, split, item_buckets, k, n_buckets=n_buckets)
             if groups is not None:
                 m = with_history(m, masked, unmasked, groups, k)

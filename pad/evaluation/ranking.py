@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import torch
 import torch.distributed as dist
@@ -116,22 +116,46 @@ def split_ranks(scorer: Any, split: RankingSplit, user_chunk: int) -> tuple[Tens
     """Ranks of every user's target, history excluded and unmasked; scores users in chunks of at most
     `user_chunk` (callers cap it with `users_per_chunk`). Under torchrun each rank scores its own block of
     users and every rank gets all ranks back (in user order), so the metrics are those of one process."""
+
+    def score_chunk(inputs: Tensor) -> Iterator[tuple[str, Tensor]]:
+        query = tree_map(lambda t: t[:, -1:], scorer.encode(inputs))  # leaves (C, 1, ...)
+        yield "scorer", scorer.score(query, None)[:, 0]  # (C, N+1)
+
+    return chunked_ranks(score_chunk, ["scorer"], split, user_chunk)["scorer"]
+
+
+ChunkScorer = Callable[[Tensor], Iterable[tuple[str, Tensor]]]
+
+
+@torch.no_grad()
+def chunked_ranks(score_chunk: ChunkScorer, names: Sequence[str], split: RankingSplit,
+                  user_chunk: int) -> dict[str, tuple[Tensor, Tensor]]:
+    """{name: (history-excluded ranks, unmasked ranks)} of every user's target for several scorers at once:
+    `score_chunk` maps a chunk's (C, L) inputs to (name, (C, N+1) scores) pairs, one per name in `names`
+    (yielded lazily, so one scorer's scores at a time need be held). Users in chunks of `user_chunk`;
+    under torchrun each rank scores its own block of users and every rank gets all ranks back in user
+    order, so the metrics are those of one process."""
     first, last, world = _shard(len(split.targets))
-    masked, unmasked = [], []
+    parts: dict[str, tuple[list[Tensor], list[Tensor]]] = {name: ([], []) for name in names}
     for start in range(first, last, user_chunk):
         sl = slice(start, min(start + user_chunk, last))
-        query = tree_map(lambda t: t[:, -1:], scorer.encode(split.inputs[sl]))  # leaves (C, 1, ...)
-        scores = scorer.score(query, None)[:, 0]  # (C, N+1)
-        targets = split.targets[sl].to(scores.device)
-        ranks = target_ranks(scores, targets)
-        unmasked.append(ranks.cpu())
-        masked.append(exclude_history(ranks, scores, targets, split.history[sl].to(scores.device)).cpu())
-    mine = (torch.cat(masked) if masked else torch.empty(0), torch.cat(unmasked) if unmasked else torch.empty(0))
+        for name, scores in score_chunk(split.inputs[sl]):
+            targets = split.targets[sl].to(scores.device)
+            ranks = target_ranks(scores, targets)
+            masked, unmasked = parts[name]
+            unmasked.append(ranks.cpu())
+            masked.append(exclude_history(ranks, scores, targets, split.history[sl].to(scores.device)).cpu())
+    mine = {name: (_cat(masked), _cat(unmasked)) for name, (masked, unmasked) in parts.items()}
     if world == 1:
         return mine
     blocks: list[Any] = [None] * world
     dist.all_gather_object(blocks, mine)  # rank order = user order
-    return torch.cat([b[0] for b in blocks]), torch.cat([b[1] for b in blocks])
+    return {name: (torch.cat([b[name][0] for b in blocks]), torch.cat([b[name][1] for b in blocks]))
+            for name in names}
+
+
+def _cat(chunks: list[Tensor]) -> Tensor:
+    return torch.cat(chunks) if chunks else torch.empty(0)
 
 
 def sample_users(split: RankingSplit, n: int, seed: int) -> RankingSplit:

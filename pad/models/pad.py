@@ -74,7 +74,10 @@ class PAD(nn.Module):
 
     def score(self, query: Mapping[str, Tensor], candidates: Tensor | None = None) -> Tensor:
         """Fused logits Σ_e w_e(bucket(candidate)) · logit_e: (B, L, K), or (B, L, N+1) for all items."""
-        logits = self.expert_logits(query, candidates)
+        return self.fuse(self.expert_logits(query, candidates), candidates)
+
+    def fuse(self, logits: list[Tensor], candidates: Tensor | None = None) -> Tensor:
+        """The experts' logits (in `names` order, each (B, L, K) or (B, L, N+1)) -> the gate's fused logits."""
         buckets = self.item_buckets if candidates is None else self.item_buckets[candidates]
         if not isinstance(self.gate, NetworkGate):
             return self.gate(logits, buckets)
