@@ -190,6 +190,7 @@ class FinetuneConfig(TrainConfig):
     gate_lr: Annotated[float, Range(gt=0)]  # the gate's Adam learning rate (it is fitted on the validation split, DESIGN §6)
     gate_epochs: Annotated[int, Range(ge=0)]  # passes over the validation users that fit the gate; 0 = keep its initial weights
     gate_check: bool  # cross-fit the gate on two halves of the validation users; where it loses to an expert, use that expert
+    llm_objective: Literal["alone", "fused"]  # the LLM expert's loss: its own logits, or PAD's fused ones (pad.train.fused_llm)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from pad.config import ModelConfig
-from pad.losses.recommendation import negatives_per_position
+from pad.losses.recommendation import negatives_per_position, shares_negatives
 from pad.train.data import TrainData, ranking_splits
 from pad.train.pretrain import Prepared
 
@@ -22,7 +22,8 @@ def walk_sequences(n_items: int, n_users: int) -> list[np.ndarray]:
 def walk_prepared(cfg: ModelConfig, n_items: int, n_users: int, n_buckets: int) -> Prepared:
     seqs = walk_sequences(n_items, n_users)
     buckets = torch.cat([torch.zeros(1, dtype=torch.long), torch.arange(n_items) // (n_items // n_buckets) + 1])
-    train = TrainData(seqs, n_items, cfg.max_len, negatives_per_position(cfg.loss, cfg.negatives))
+    train = TrainData(seqs, n_items, cfg.max_len, negatives_per_position(cfg.loss, cfg.negatives),
+                      shared=shares_negatives(cfg.loss))
     return Prepared(n_items, buckets, n_buckets, train, ranking_splits(seqs, cfg.max_len))
 
 

@@ -76,6 +76,11 @@ class PAD(nn.Module):
         """Fused logits Σ_e w_e(bucket(candidate)) · logit_e: (B, L, K), or (B, L, N+1) for all items."""
         return self.fuse(self.expert_logits(query, candidates), candidates)
 
+    def shared_scores(self, query: Mapping[str, Tensor], items: Tensor) -> Tensor:
+        """(B, L, d) queries x (K,) item ids shared by every position -> (B, L, K) fused logits (one matmul per
+        expert: `Expert.shared_scores`), for `shared_ce` through the fused score (pad.train.fused_llm)."""
+        return self.fuse([expert.shared_scores(query[name], items) for name, expert in self.experts.items()], items)
+
     def fuse(self, logits: list[Tensor], candidates: Tensor | None = None) -> Tensor:
         """The experts' logits (in `names` order, each (B, L, K) or (B, L, N+1)) -> the gate's fused logits."""
         buckets = self.item_buckets if candidates is None else self.item_buckets[candidates]

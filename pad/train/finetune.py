@@ -26,12 +26,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from pad.config import EvaluateConfig, FinetuneConfig, ModelConfig, train_config
 from pad.errors import PadError
@@ -43,6 +44,7 @@ from pad.models.gate import build_gate, pin_gate
 from pad.models.pad import EXPERTS, PAD
 from pad.models.text import AlignedItems, TextItems, fusion_tower
 from pad.train.checkpoint import checkpoint_contents, load_checkpoint, load_pretrained, resume_folder
+from pad.train.fused_llm import only_trainable
 from pad.train.gate import GateCheck, check_gate, fit_gate
 from pad.train.live import EpochLog
 from pad.train.loop import FitResult, fit, seed_everything
@@ -132,9 +134,10 @@ def finetune(data: Prepared, model: PAD, model_cfg: ModelConfig, cfg: FinetuneCo
     result = FitResult(best_epoch=0, best_valid={}, epochs_run=0, train_s=0.0, stop_reason="no llm expert")
     if "llm" in model.experts:
         resume = resume_folder(resume_root, "finetune", model_cfg, cfg, ev.k, world, files=files)
-        result = fit(model.experts["llm"], data.train, functools.partial(recommendation_loss, kind=model_cfg.loss),
-                     valid_headline(data, ev), train_config(cfg), live_dir=live_dir, resume_dir=resume,
-                     monitor=f"ndcg_{ev.k}", desc="finetune llm")
+        with trained_scorer(model, cfg.llm_objective) as scorer:
+            result = fit(scorer, data.train, functools.partial(recommendation_loss, kind=model_cfg.loss),
+                         valid_headline(data, ev), train_config(cfg), live_dir=live_dir, resume_dir=resume,
+                         monitor=f"ndcg_{ev.k}", desc="finetune llm")
     elif not (torch.distributed.is_initialized() and torch.distributed.get_rank()):
         EpochLog(live_dir).close()  # no LLM expert to train: an empty log, so the stage's outputs exist
     valid = sample_users(data.splits["valid"], ev.valid_users, ev.seed)  # early stopping's users (all by default)
@@ -147,6 +150,17 @@ def finetune(data: Prepared, model: PAD, model_cfg: ModelConfig, cfg: FinetuneCo
         pin_gate(model.gate, model.names.index(check.choice))
         return result, [], check
     return result, fit_on(model, valid), check
+
+
+@contextmanager
+def trained_scorer(model: PAD, objective: str) -> Iterator[nn.Module]:
+    """What the LLM expert's fine-tuning trains: the expert alone, or PAD's fused score with the other experts
+    and the gate frozen (`finetune.llm_objective`, pad.train.fused_llm)."""
+    if objective == "alone" or len(model.names) == 1:
+        yield model.experts["llm"]
+        return
+    with only_trainable(model, "llm") as scorer:
+        yield scorer
 
 
 def finetune_metrics(model: PAD, data: Prepared, result: FitResult, gate_losses: Sequence[float],

@@ -15,6 +15,8 @@ from pad.errors import PadError
 from pad.models import build_id_expert
 from pad.train.align import build_align_expert, save_align_expert
 from pad.train.checkpoint import save_expert
+import pad.train.finetune as finetune_module
+from pad.evaluation.ranking import evaluate
 from pad.train.finetune import build_pad, check_experts, finetune, finetune_metrics, load_pad_model, save_pad
 from pad.train.loop import FitResult
 from pad.train.pretrain import Prepared, load_prepared
@@ -29,10 +31,11 @@ def model_cfg(backbone: str = "sasrec", loss: str = "ce", dim: int = 16) -> Mode
     return ModelConfig(backbone=backbone, dim=dim, blocks=1, heads=2, dropout=0.1, max_len=6, loss=loss, negatives=2)
 
 
-def ft_cfg(gate: str = "bucket", experts=("id", "align", "llm"), epochs: int = 2, check: bool = False) -> FinetuneConfig:
+def ft_cfg(gate: str = "bucket", experts=("id", "align", "llm"), epochs: int = 2, check: bool = False,
+           objective: str = "alone") -> FinetuneConfig:
     return FinetuneConfig(epochs=epochs, batch_size=32, lr=0.01, weight_decay=0.0, patience=0, seed=1,
                           time_budget_s=0, gate=gate, experts=tuple(experts), gate_lr=0.05, gate_epochs=2,
-                          gate_check=check)
+                          gate_check=check, llm_objective=objective)
 
 
 def prepared(cfg: ModelConfig) -> Prepared:
@@ -248,3 +251,41 @@ def test_with_valid_users_the_gate_is_checked_and_fitted_on_the_seeded_sample(tm
             torch.testing.assert_close(two.gate_weights(), ref.gate_weights(), rtol=0, atol=0)
         else:
             assert not torch.equal(two.gate_weights(), ref.gate_weights())
+
+
+@pytest.mark.parametrize("loss", ["ce", "sampled_ce", "shared_ce"])
+def test_fused_objective_trains_only_the_llm_expert_through_the_fused_score(tmp_path, monkeypatch, loss):
+    cfg = model_cfg("sasrec", loss)
+    data = prepared(cfg)
+    torch.manual_seed(0)
+    model = build_pad(["id", "align", "llm"], "bucket", cfg, text(), data.item_buckets, n_buckets=N_BUCKETS)
+    prior = model.gate.raw.detach().clone()
+    fixed = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith(("experts.llm.", "gate."))}
+    llm_before = {k: v.clone() for k, v in model.experts["llm"].state_dict().items()}
+    real_fit = finetune_module.fit
+
+    def watched_fit(scorer, *args, **kwargs):  # the real fit, after a look at what it is given
+        assert torch.equal(scorer.pad.gate.raw, prior)
+        assert not any(p.requires_grad for n, p in scorer.named_parameters() if not n.startswith("pad.experts.llm."))
+        scorer.train()
+        assert scorer.pad.experts["llm"].training and not scorer.pad.experts["id"].training
+        return real_fit(scorer, *args, **kwargs)
+
+    monkeypatch.setattr(finetune_module, "fit", watched_fit)
+    result, gate_losses, _ = finetune(data, model, cfg, ft_cfg(objective="fused", epochs=3), EV,
+                                      device=torch.device("cpu"), live_dir=tmp_path / "live",
+                                      resume_root=tmp_path / "cache")
+    assert result.epochs_run == 3
+    after = model.state_dict()
+    assert all(torch.equal(v, after[k]) for k, v in fixed.items())  # ID and alignment experts untouched
+    assert any(not torch.equal(v, model.experts["llm"].state_dict()[k]) for k, v in llm_before.items())
+    assert all(p.requires_grad for p in model.parameters())  # unfrozen again: the gate is fitted next
+    assert len(gate_losses) == 2 and not torch.equal(model.gate.raw.detach(), prior)
+    # early stopping ranked PAD's fused scores (gate at its prior), not the LLM expert's own
+    at_prior = copy.deepcopy(model)
+    with torch.no_grad():
+        at_prior.gate.raw.copy_(prior)
+    valid = {"valid": data.splits["valid"]}
+    fused = evaluate(at_prior, valid, data.item_buckets, 10, 32, n_buckets=N_BUCKETS)["valid"]["ndcg_10"]
+    alone = evaluate(model.experts["llm"], valid, data.item_buckets, 10, 32, n_buckets=N_BUCKETS)["valid"]["ndcg_10"]
+    assert result.best_valid["ndcg_10"] == fused != alone
