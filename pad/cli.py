@@ -82,7 +82,8 @@ def report(
                                          "metrics/per_user.parquet if present: the workspace's run)."),
 ) -> None:
     """Table 2 of the paper (HR@10, nDCG@10, PAD's gain, warm/median/cold) from `dvc exp show`, the models by
-    user history length, and paired tests over users of PAD vs SASRec and vs the alignment expert."""
+    user history length, and paired tests over users of PAD vs SASRec and vs the alignment expert (of the
+    workspace's run, and of every configuration run over seeds, each user's scores averaged over them)."""
     from pad import report as rep
 
     if split not in ("test", "valid"):
@@ -97,6 +98,12 @@ def report(
         per_user = Path(rep.PER_USER_FILE)
     if per_user is not None:
         table += "\n" + rep.render_significance(rep.significance(per_user, split), per_user, split)
+    if source is None:  # a live project: each seed group's runs, user by user, averaged over the seeds
+        try:
+            for group, comparisons in rep.pooled_significance(Path.cwd(), rows, split):
+                table += "\n" + rep.render_significance(comparisons, rep.pooled_title(group), split)
+        except PadError as exc:
+            table += f"\nPaired tests over seeds: not shown ({exc})\n"
     if out is None:
         print(table, end="")
     else:

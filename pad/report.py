@@ -43,6 +43,7 @@ class Experiment:
     status: str  # baseline | workspace | success | queued | running | failed
     params: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
+    rev: str = ""  # the run's git commit ("workspace" for the workspace): where its per-user scores are
 
 
 def dvc_executable() -> str:
@@ -110,7 +111,7 @@ def _experiment(rev: dict, name: str, status: str, metrics_file: str) -> Experim
         for file, prefix in files:
             metrics.update({k: float(v) for k, v in flatten(_file_data(data.get("metrics"), file), prefix).items()
                             if isinstance(v, (int, float)) and not isinstance(v, bool)})
-    return Experiment(name, status, params, metrics)
+    return Experiment(name, status, params, metrics, str(rev.get("rev") or ""))
 
 
 def parse_exp_show(doc: list[dict], metrics_file: str = METRICS_FILE) -> list[Experiment]:
@@ -300,15 +301,60 @@ def significance(per_user: Path, split: str = "test", resamples: int = 1000, see
             for c in paired_by_group(df, split, "pad", base, metric, GROUPS, USER_GROUPS, resamples, seed)]
 
 
+def seed_group_per_user(root: Path, group: list[Experiment]) -> tuple[Any, dict[str, Any]]:
+    """The per-user scores of a configuration run over several seeds (`seed_groups`), each user's nDCG@10
+    averaged over the seeds (pad.evaluation.per_user.pool_seeds). Each run's file is its own version of
+    metrics/per_user.parquet: the workspace's, or the one its commit's dvc.lock names, read from the DVC
+    cache through `dvc.api.read` (a run whose file is not in the cache: `dvc exp pull` it, or rerun it)."""
+    import dvc.api
+
+    from pad.evaluation.per_user import parse_per_user, pool_seeds
+
+    frames, info = [], {}
+    for run in group:
+        source = f"{PER_USER_FILE} of run {run.name}"
+        try:
+            data = ((root / PER_USER_FILE).read_bytes() if run.rev in ("", "workspace")
+                    else dvc.api.read(PER_USER_FILE, repo=str(root), rev=run.rev, mode="rb"))
+        except Exception as exc:  # noqa: BLE001 - not in the cache, no such file in that run: one line
+            raise PadError(f"{source}: not readable ({type(exc).__name__}); `dvc exp pull` the run or rerun it") from None
+        df, info = parse_per_user(data, source)
+        frames.append(df)
+    return pool_seeds(frames, info["k"]), info
+
+
+def pooled_significance(root: Path, rows: list[Experiment], split: str = "test", resamples: int = 1000,
+                        seed: int = 0) -> list[tuple[list[Experiment], list]]:
+    """For every seed group among `rows`: PAD against each of BASELINES on per-user nDCG@10 averaged over
+    the group's seeds (`seed_group_per_user`), overall, per item group and per user group."""
+    from pad.evaluation.significance import paired_by_group
+
+    out = []
+    for group in seed_groups(rows):
+        df, info = seed_group_per_user(root, group)
+        metric = f"ndcg_{info['k']}"
+        out.append((group, [c for base, _ in BASELINES
+                            for c in paired_by_group(df, split, "pad", base, metric, GROUPS, USER_GROUPS, resamples, seed)]))
+    return out
+
+
+def pooled_title(group: list[Experiment]) -> str:
+    seeds = ", ".join(str(r.params.get("seed")) for r in group)
+    return (f"per-user nDCG@10 averaged over seeds {seeds} (runs {', '.join(r.name for r in group)}), "
+            "so each user counts once")
+
+
 def _signed(x: float) -> str:
     return f"{x:+.3f}"
 
 
-def render_significance(comparisons: list, source: Path, split: str = "test") -> str:
+def render_significance(comparisons: list, source: Path | str, split: str = "test") -> str:
     """Markdown: per comparison and group, users, both means, the mean difference with its paired bootstrap
-    95% CI and the Wilcoxon signed-rank p (nDCG@10 in %)."""
+    95% CI and the Wilcoxon signed-rank p (nDCG@10 in %). `source`: the per-user file (a Path), or words
+    saying where the scores come from (`pooled_title`)."""
     labels = dict(MODELS)
-    lines = [f"Paired tests over users ({split}, per-user nDCG@10 in %, history excluded; `{source}`): "
+    where = f"`{source}`" if isinstance(source, Path) else source
+    lines = [f"Paired tests over users ({split}, per-user nDCG@10 in %, history excluded; {where}): "
              "Δ = mean difference, its paired bootstrap 95% CI (1000 seeded resamples of users), "
              "Wilcoxon signed-rank p (users with equal scores dropped):", "",
              "| Comparison | Group | Users | PAD nDCG@10 | Other nDCG@10 | Δ | 95% CI | Wilcoxon p |",

@@ -12,6 +12,7 @@ Schema metadata `pad`: JSON with k, n_buckets and the user groups' length ranges
 """
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -82,17 +83,45 @@ def read_per_user(path: str | Path) -> tuple[pl.DataFrame, dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise PadError(f"{path}: no per-user scores; run the evaluate stage (`dvc repro evaluate`)")
+    return parse_per_user(path.read_bytes(), str(path))
+
+
+def parse_per_user(data: bytes, source: str) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """`read_per_user` of a file's bytes (e.g. one run's file read from the DVC cache); `source` names it in errors."""
     try:
-        meta = pq.read_schema(path).metadata or {}
-        df = pl.read_parquet(path)
+        meta = pq.read_schema(io.BytesIO(data)).metadata or {}
+        df = pl.read_parquet(io.BytesIO(data))
     except Exception as exc:  # noqa: BLE001 - any unreadable file is one user-facing line
-        raise PadError(f"{path}: unreadable per-user scores ({type(exc).__name__}); rerun `dvc repro evaluate`") from None
+        raise PadError(f"{source}: unreadable per-user scores ({type(exc).__name__}); rerun `dvc repro evaluate`") from None
     if METADATA_KEY not in meta:
-        raise PadError(f"{path}: not a per-user scores file (no `pad` metadata); rerun `dvc repro evaluate`")
+        raise PadError(f"{source}: not a per-user scores file (no `pad` metadata); rerun `dvc repro evaluate`")
     info = json.loads(meta[METADATA_KEY])
     need = {"split", "model", "user_idx", f"ndcg_{info['k']}", "item_group", "user_group"}
     missing = sorted(need - set(df.columns))
     if missing:
-        raise PadError(f"{path}: missing columns {', '.join(missing)}; rerun `dvc repro evaluate`")
+        raise PadError(f"{source}: missing columns {', '.join(missing)}; rerun `dvc repro evaluate`")
     return df, info
 
+
+def pool_seeds(frames: list[pl.DataFrame], k: int) -> pl.DataFrame:
+    """The per-user tables of one configuration run over several seeds -> one table of the same layout whose
+    hr_{k} / ndcg_{k} are each user's mean over the seeds (`rank` and `target` dropped: they are per run).
+    The user stays the unit of the paired tests (pad.evaluation.significance); averaging over seeds takes
+    the training noise out of each user's score instead of counting a user once per seed. Every frame must
+    hold the same (split, model, user_idx) rows: the split and the user groups do not depend on the seed."""
+    if not frames:
+        raise PadError("per-user scores: no runs to pool")
+    keys = ["split", "model", "user_idx"]
+    first = frames[0].select(keys).sort(keys)
+    for i, frame in enumerate(frames[1:], start=2):
+        if not frame.select(keys).sort(keys).equals(first):
+            raise PadError(f"per-user scores: run {i} of the seed group has other (split, model, user) rows than "
+                           "run 1; pool only runs of the same data (`data.*`) and models")
+    fixed = ["split", "model", "user_idx", "bucket", "item_group", "history_len", "user_group", "repeat"]
+    pooled = (pl.concat([f.select(*fixed, f"hr_{k}", f"ndcg_{k}") for f in frames])
+              .group_by(fixed, maintain_order=True)
+              .agg(pl.col(f"hr_{k}").mean(), pl.col(f"ndcg_{k}").mean(), pl.len().alias("seeds")))
+    if len(pooled) != len(first):
+        raise PadError("per-user scores: the runs of the seed group disagree on a user's target bucket or group; "
+                       "pool only runs of the same data (`data.*`)")
+    return pooled
