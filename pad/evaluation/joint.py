@@ -6,7 +6,8 @@ themselves, and their (users × items) logits, the bulk of a full-ranking pass, 
 for all three models: three matmuls a user chunk instead of five. Experts are matched by content
 (`same_expert`: classes, configuration, parameters and item table), never by name, so an expert that was
 fine-tuned is scored on its own. Each model's ranks are those `rank_split` gives it alone, bit for bit:
-the same chunks, the same backbone pass, the same (C, 1, d) × (d, N+1) matmul and the same gate.
+the same chunks, the same backbone pass, the same (C, 1, d) × (d, N+1) matmul and the same gate (skipped
+where it multiplies one expert by exactly 1: `weight_one`).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from torch import Tensor, nn
 
 from pad.evaluation.ranking import RankingSplit, chunked_ranks, users_per_chunk
 from pad.models.expert import Expert
+from pad.models.gate import GlobalGate
 from pad.models.pad import PAD
 
 _CONFIG_TYPES = (bool, int, float, str, tuple)
@@ -60,6 +62,14 @@ def distinct_experts(models: Mapping[str, PAD]) -> tuple[list[Expert], dict[str,
 
 
 @torch.no_grad()
+def weight_one(model: PAD) -> bool:
+    """A one-expert model whose gate multiplies by exactly 1 (`PAD.single`): its fused scores are its expert's
+    logits, bit for bit (x · 1.0 = x for every float, NaN and inf included), so the multiply is skipped."""
+    return (len(model.experts) == 1 and isinstance(model.gate, GlobalGate)
+            and bool(model.gate.expert_weights()[0] == 1.0))
+
+
+@torch.no_grad()
 def rank_models(models: Mapping[str, PAD], split: RankingSplit, item_buckets: Tensor,
                 user_chunk: int) -> dict[str, tuple[Tensor, Tensor]]:
     """{model name: (history-excluded ranks, unmasked ranks)} of every user's target (`rank_split` per
@@ -77,7 +87,8 @@ def rank_models(models: Mapping[str, PAD], split: RankingSplit, item_buckets: Te
             mask = inputs != 0
             logits = [e.backbone(t[inputs], mask)[:, -1:] @ t.T for e, t in zip(experts, tables)]  # (C, 1, N+1)
             for name, model in models.items():
-                yield name, model.fuse([logits[i] for i in index[name]])[:, 0]  # (C, N+1)
+                mine = [logits[i] for i in index[name]]
+                yield name, (mine[0] if weight_one(model) else model.fuse(mine))[:, 0]  # (C, N+1)
 
         return chunked_ranks(score_chunk, list(models), moved, users_per_chunk(user_chunk, len(item_buckets)))
     finally:

@@ -6,7 +6,7 @@ import copy
 
 import torch
 
-from pad.evaluation.joint import distinct_experts, rank_models, same_expert
+from pad.evaluation.joint import distinct_experts, rank_models, same_expert, weight_one
 from pad.evaluation.ranking import rank_split
 from pad.models import Expert, build_backbone
 from pad.models.gate import build_gate
@@ -68,3 +68,11 @@ def test_same_expert_reads_settings_and_text_inputs_as_well_as_parameters():
     other_text = copy.deepcopy(aligned)
     other_text.items.text_emb.add_(1.0)
     assert not same_expert(aligned, other_text)
+
+
+def test_the_unit_gate_of_a_single_expert_is_skipped_only_where_it_is_exactly_one():
+    seqs, buckets, models = phase_models()
+    assert weight_one(models["sasrec"]) and not weight_one(models["pad"])
+    models["sasrec"].experts["id"].items.embedding.weight.data[3, 0] = float("nan")  # NaN and inf pass through alike
+    models["align"].experts["id"].items.id_emb.weight.data[5, 1] = float("-inf")
+    assert_same_ranks_as_alone(models, seqs, buckets, user_chunk=9)
