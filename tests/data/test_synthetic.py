@@ -20,9 +20,9 @@ def test_seeded_and_sized(data_cfg):
 
 
 def test_default_prepare_is_fast_with_power_law_and_cold_items(data_cfg):
-    start = time.perf_counter()
+    start = time.process_time()  # CPU seconds: other jobs on a shared machine do not count
     p = prepare(data_cfg(source="synthetic"))
-    assert time.perf_counter() - start < 2.0 * 3  # < 2 s alone; slack for a busy shared machine
+    assert time.process_time() - start < 2.0 * 3  # < 2 s of wall time alone (up to 2 threads); slack for noise
     m = p.metrics
     assert m["users"] == 3000 and m["items"] == 1200
     sizes = m["bucket_sizes"]
