@@ -293,12 +293,17 @@ def significance(per_user: Path, split: str = "test", resamples: int = 1000, see
     """PAD against each of BASELINES on per-user nDCG@10 of `split`, overall, per item group and per user
     group (pad.evaluation.significance.paired_by_group over the evaluate stage's per-user Parquet)."""
     from pad.evaluation.per_user import read_per_user
+
+    return pad_comparisons(*read_per_user(per_user), split, resamples, seed)
+
+
+def pad_comparisons(per_user: Any, info: dict[str, Any], split: str, resamples: int, seed: int) -> list:
+    """PAD against each of BASELINES on per-user nDCG@k of `split` (k from the file's metadata `info`)."""
     from pad.evaluation.significance import paired_by_group
 
-    df, info = read_per_user(per_user)
     metric = f"ndcg_{info['k']}"
     return [c for base, _ in BASELINES
-            for c in paired_by_group(df, split, "pad", base, metric, GROUPS, USER_GROUPS, resamples, seed)]
+            for c in paired_by_group(per_user, split, "pad", base, metric, GROUPS, USER_GROUPS, resamples, seed)]
 
 
 def seed_group_per_user(root: Path, group: list[Experiment]) -> tuple[Any, dict[str, Any]]:
@@ -327,15 +332,8 @@ def pooled_significance(root: Path, rows: list[Experiment], split: str = "test",
                         seed: int = 0) -> list[tuple[list[Experiment], list]]:
     """For every seed group among `rows`: PAD against each of BASELINES on per-user nDCG@10 averaged over
     the group's seeds (`seed_group_per_user`), overall, per item group and per user group."""
-    from pad.evaluation.significance import paired_by_group
-
-    out = []
-    for group in seed_groups(rows):
-        df, info = seed_group_per_user(root, group)
-        metric = f"ndcg_{info['k']}"
-        out.append((group, [c for base, _ in BASELINES
-                            for c in paired_by_group(df, split, "pad", base, metric, GROUPS, USER_GROUPS, resamples, seed)]))
-    return out
+    return [(group, pad_comparisons(*seed_group_per_user(root, group), split, resamples, seed))
+            for group in seed_groups(rows)]
 
 
 def pooled_title(group: list[Experiment]) -> str:

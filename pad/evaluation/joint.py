@@ -82,13 +82,14 @@ def rank_models(models: Mapping[str, PAD], split: RankingSplit, item_buckets: Te
         tables = [e.item_vectors() for e in experts]  # (N+1, d) each
         device = tables[0].device
         moved = RankingSplit(split.inputs.to(device), split.targets, split.history)
+        unit = {name: weight_one(model) for name, model in models.items()}  # once, not per chunk
 
         def score_chunk(inputs: Tensor) -> Iterator[tuple[str, Tensor]]:
             mask = inputs != 0
             logits = [e.backbone(t[inputs], mask)[:, -1:] @ t.T for e, t in zip(experts, tables)]  # (C, 1, N+1)
             for name, model in models.items():
                 mine = [logits[i] for i in index[name]]
-                yield name, (mine[0] if weight_one(model) else model.fuse(mine))[:, 0]  # (C, N+1)
+                yield name, (mine[0] if unit[name] else model.fuse(mine))[:, 0]  # (C, N+1)
 
         return chunked_ranks(score_chunk, list(models), moved, users_per_chunk(user_chunk, len(item_buckets)))
     finally:

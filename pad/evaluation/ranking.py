@@ -139,12 +139,13 @@ def chunked_ranks(score_chunk: ChunkScorer, names: Sequence[str], split: Ranking
     parts: dict[str, tuple[list[Tensor], list[Tensor]]] = {name: ([], []) for name in names}
     for start in range(first, last, user_chunk):
         sl = slice(start, min(start + user_chunk, last))
+        targets, history = split.targets[sl], split.history[sl]
         for name, scores in score_chunk(split.inputs[sl]):
-            targets = split.targets[sl].to(scores.device)
+            targets, history = targets.to(scores.device), history.to(scores.device)  # moved once
             ranks = target_ranks(scores, targets)
             masked, unmasked = parts[name]
             unmasked.append(ranks.cpu())
-            masked.append(exclude_history(ranks, scores, targets, split.history[sl].to(scores.device)).cpu())
+            masked.append(exclude_history(ranks, scores, targets, history).cpu())
     mine = {name: (_cat(masked), _cat(unmasked)) for name, (masked, unmasked) in parts.items()}
     if world == 1:
         return mine
