@@ -11,7 +11,7 @@ Rows of RESULTS.md: --epochs 4 (full table); --init prebb --epochs 8; --idscale 
 --init scratch --epochs 20; --init prebb --tower mlp --tdrop 0.1 --epochs 8 (one thread each:
 OMP_NUM_THREADS=1).
 """
-import copy, sys, time, json, argparse
+import copy, json, argparse
 import torch
 from torch import nn
 from pad.config import ModelConfig, TrainConfig, EvaluateConfig

@@ -220,6 +220,7 @@ class BaselinesConfig(TrainConfig):
     null_dim: Annotated[int, Range(ge=1)]  # AlphaFuse: ID dimensions in the text's low-variance directions; < model.dim
     llmesr_alpha: Annotated[float, Range(ge=0)]  # LLM-ESR: weight of the self-distillation from similar users
     llmesr_neighbours: Annotated[int, Range(ge=1)]  # LLM-ESR: similar users retrieved per user (from training data)
+    llmesr_teacher: Literal["train", "eval"]  # LLM-ESR: the similar users' states with dropout (the code's) or without
     ctrl_epochs: Annotated[int, Range(ge=0)]  # CTRL: passes of ID-text InfoNCE pre-training over the items; 0 = none
     ctrl_temperature: Annotated[float, Range(gt=0)]  # CTRL: the InfoNCE temperature
     make_tower: Literal["linear", "mlp"]  # MAKE: the text expert's tower (pre-trained alone, then fused)

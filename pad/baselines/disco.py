@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pad.baselines.scorer import KnownStates
 from pad.config import BaselinesConfig, ModelConfig
 from pad.errors import PadError
 from pad.losses.recommendation import recommendation_loss
@@ -68,28 +69,6 @@ def build(text_emb: Tensor, model_cfg: ModelConfig, cfg: BaselinesConfig) -> Exp
     return Expert(items, build_backbone(model_cfg))
 
 
-class ChunkScorer:
-    """A scorer over some coordinates of an expert: its user states (computed once per step, `states`) and its
-    item vectors restricted to `part`; the recommendation loss of this scorer is that of the chunk alone."""
-
-    def __init__(self, expert: Expert, states: Tensor, part: slice) -> None:
-        self.expert, self.states, self.part = expert, states, part
-
-    def encode(self, seqs: Tensor) -> Tensor:
-        return self.states[..., self.part]  # (B, L, c): the states of the step's inputs
-
-    def catalogue_table(self) -> Tensor:
-        return self.expert.catalogue_table()[:, self.part]  # (N, c)
-
-    def catalogue_scores(self, query: Tensor) -> Tensor:
-        return query @ self.catalogue_table().T  # (B, L, N)
-
-    def score(self, query: Tensor, candidates: Tensor | None = None) -> Tensor:
-        if candidates is None:
-            return query @ self.expert.item_vectors()[:, self.part].T  # (B, L, N+1)
-        return (query.unsqueeze(-2) * self.expert.items(candidates)[..., self.part]).sum(-1)  # (B, L, K)
-
-
 def decorrelation(a: Tensor, b: Tensor) -> Tensor:
     """Mean squared cross-correlation of two chunks over M items: a (M, c_a), b (M, c_b) -> scalar in [0, 1].
 
@@ -117,8 +96,8 @@ def objective(sequences: Sequence[np.ndarray], text_emb: Tensor | np.ndarray, mo
         chunks = model.items.chunks
         with model.one_table() if model_cfg.loss == "ce" else nullcontext():  # ce: the item table once per step
             states = model.encode(batch.inputs)  # (B, L, d)
-            rec = recommendation_loss(ChunkScorer(model, states, slice(None)), batch, model_cfg.loss)
-            suf = torch.stack([recommendation_loss(ChunkScorer(model, states, chunks[c]), batch, model_cfg.loss)
+            rec = recommendation_loss(KnownStates(model, states), batch, model_cfg.loss)
+            suf = torch.stack([recommendation_loss(KnownStates(model, states, chunks[c]), batch, model_cfg.loss)
                                for c in CHUNKS]).mean()
         targets = torch.unique(batch.targets[batch.targets != 0])  # (M,) the step's target items
         dis = disentanglement_loss(model.items(targets), chunks)

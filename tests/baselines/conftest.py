@@ -20,7 +20,7 @@ def model_cfg(backbone: str = "sasrec", loss: str = "ce") -> ModelConfig:
 def base_cfg(methods=(), epochs: int = 6, **kw) -> BaselinesConfig:
     values = dict(epochs=epochs, batch_size=32, lr=0.01, weight_decay=0.0, patience=0, seed=1, time_budget_s=0,
                   methods=tuple(methods), morec_tower="linear", text_std=1.0, null_dim=6,
-                  llmesr_alpha=0.1, llmesr_neighbours=3, ctrl_epochs=5, ctrl_temperature=0.1, make_tower="linear",
+                  llmesr_alpha=0.1, llmesr_neighbours=3, llmesr_teacher="train", ctrl_epochs=5, ctrl_temperature=0.1, make_tower="linear",
                   disco_unique=4, disco_sufficiency=0.5, disco_disentangle=1.0)
     return BaselinesConfig(**{**values, **kw})
 

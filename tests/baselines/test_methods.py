@@ -140,16 +140,37 @@ def test_llmesr_distils_from_the_similar_users_training_sequences(monkeypatch):
     batch = next(prepared(cfg).train.batches(1, 8, seed=0))
     loss, extra = loss_fn(expert, batch)
     assert torch.isfinite(loss) and extra["distill_loss"] > 0
-    teachers = seen[-1]  # (B*k, L): the neighbours' inputs are their training parts, no valid / test target
-    near = llmesr.similar_users(seqs, text(), 3)[batch.users].flatten()
-    for row, u in zip(teachers, near.tolist()):
+    assert len(seen) == 2  # the batch once (rec loss and student), the teachers once
+    teachers = seen[-1]  # (n, L): each distinct neighbour once, its training part (no valid / test target)
+    near = llmesr.similar_users(seqs, text(), 3)[batch.users]  # (B, 3)
+    assert len(teachers) == len(torch.unique(near))
+    for row, u in zip(teachers, torch.unique(near).tolist()):
         assert row[row != 0].tolist() == seqs[u][:-2][-cfg.max_len:].tolist()
     without = llmesr.objective(seqs, text(), cfg, base_cfg(llmesr_alpha=0.0))
-    torch.manual_seed(0)
     expert.eval()
     a = loss_fn(expert, batch)[0]
     b = without(expert, batch)[0]
     torch.testing.assert_close(a - b, 0.5 * loss_fn(expert, batch)[1]["distill_loss"])
+    # the teacher of a user is the mean of its neighbours' own last states (stop-gradient)
+    inputs = llmesr.left_pad(llmesr.training_parts(seqs), cfg.max_len)
+    brute = torch.stack([encode(inputs[row])[:, -1].mean(0) for row in near])  # (B, 2d)
+    got = llmesr.teacher_states(expert, near, inputs, "train", torch.device("cpu"))
+    torch.testing.assert_close(got, brute)
+    assert not got.requires_grad
+
+
+def test_llmesr_eval_teachers_are_encoded_without_dropout_and_leave_the_model_training():
+    cfg = model_cfg()
+    seqs = sequences()
+    expert = llmesr.build(text(), cfg, base_cfg()).train()
+    inputs = llmesr.left_pad(llmesr.training_parts(seqs), cfg.max_len)
+    near = llmesr.similar_users(seqs, text(), 3)[:8]
+    ev = [llmesr.teacher_states(expert, near, inputs, "eval", torch.device("cpu")) for _ in range(2)]
+    tr = [llmesr.teacher_states(expert, near, inputs, "train", torch.device("cpu")) for _ in range(2)]
+    assert expert.training
+    torch.testing.assert_close(ev[0], ev[1])  # no dropout: deterministic
+    assert not torch.allclose(tr[0], tr[1])  # dropout on: two draws differ
+    torch.testing.assert_close(ev[0], llmesr.teacher_states(expert.eval(), near, inputs, "train", torch.device("cpu")))
 
 
 def test_llmesr_scores_are_the_sum_of_its_two_views_through_one_shared_backbone():
