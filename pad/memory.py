@@ -12,10 +12,10 @@ That price grows with the catalogue: blocks of varying size (positions × items)
 never given back, and at 26,449 items (1/16 of Electronics) a pretrain stage peaked at 6.64 GiB with it
 against 1.78 GiB without (two epochs, same losses; benchmarks/scale.md). So it applies only up to
 `KEEP_HEAP_MAX_ITEMS` items: Prime Pantry (8,347) keeps its speed-up, a large catalogue keeps its memory.
-The evaluate stage used to keep its heap at any size (its big blocks are ranking chunks of one size), but
-at 105,798 items (1/4 of Electronics) its heap still grew without bound, to 21 GiB and then past 18 GiB again
-after the ranks stopped pinning it (benchmarks/scale.md, 2026-12-07): one fixed chunk size is not enough when a
-chunk's temporaries differ in size. Every stage now follows the one rule above.
+The evaluate stage used to keep its heap at any size (its big blocks are ranking chunks of one size); at
+105,798 items (1/4 of Electronics) it peaked at 21 GiB, partly because each chunk's ranks pinned the kept heap
+(fixed in pad.evaluation.ranking). It now follows the one rule above; its remaining growth at that size is
+not the allocator's (benchmarks/scale.md, 2026-12-07).
 """
 from __future__ import annotations
 
