@@ -5,7 +5,7 @@
 - new_items.py: the rule for items with text but no interactions (`--new-items FILE`);
 - stacked.py: several SASRec experts run as one batched pass per request (exact, inference only);
 - shortlist.py: exact top-k over a large catalogue through an int8 copy of the scoring table and a
-  certified fp32 rescoring (used from `recommender.INT8_FROM` items).
+  certified fp32 rescoring (by default from `recommender.INT8_FROM` items and `INT8_MIN_WIDTH` columns).
 """
 from pad.serve.new_items import embed_texts, new_item_vectors, read_new_items
 from pad.serve.recommender import (Catalogue, Recommender, default_cache_path, format_table, item_tables,

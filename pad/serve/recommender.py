@@ -43,9 +43,19 @@ from pad.train.checkpoint import fingerprint
 from pad.train.data import left_pad
 
 CACHE_FORMAT = "pad.items/1"
-# From this catalogue size, top-k reads the folded table's int8 copy and rescores a certified shortlist
-# exactly (pad/serve/shortlist.py): at 8k items the fp32 matmul is not the cost, at 423k it is most of it.
+# From this catalogue size and folded-table width (E·d columns), top-k reads the folded table's int8 copy and
+# rescores a certified shortlist exactly (pad/serve/shortlist.py): at 8k items the fp32 matmul is not the cost,
+# at 423k it is most of it. Measured at 423,191 items on a 2-core AVX2 box, one thread (benchmarks/serve.md):
+# the int8 matmul is faster for PAD's 192-column table (11.4 vs 15.3 ms) but slower for SASRec's 64 columns
+# (7.8 vs 5.9 ms), so a one-expert d=64 model keeps fp32.
 INT8_FROM = 50_000
+INT8_MIN_WIDTH = 128
+
+
+def int8_by_default(n_items: int, width: int) -> bool:
+    """Whether top-k goes through the int8 shortlist when the caller does not say (`int8=None`): a large
+    catalogue and a wide folded table (`width` = E·d columns)."""
+    return n_items >= INT8_FROM and width >= INT8_MIN_WIDTH
 
 
 @dataclass(frozen=True)
@@ -128,7 +138,7 @@ def item_tables(model: PAD, files: Sequence[str | Path], cache_path: str | Path)
 
 class Recommender:
     """Scores the next item after a history with a PAD model whose item tables are precomputed. `int8`:
-    exact top-k through the folded table's int8 copy (None = from INT8_FROM items, where fbgemm exists)."""
+    exact top-k through the folded table's int8 copy (None = `int8_by_default`, where fbgemm exists)."""
 
     def __init__(self, model: PAD, tables: Mapping[str, Tensor], catalogue: Catalogue, max_len: int,
                  int8: bool | None = None) -> None:
@@ -142,9 +152,10 @@ class Recommender:
             with torch.no_grad():
                 w = model.gate.weights(catalogue.buckets)  # (M+1, E)
                 self.folded = torch.cat([t * w[:, e, None] for e, t in enumerate(self.tables)], 1).T.contiguous()  # (E·d, M+1)
-        use_int8 = self.n_items >= INT8_FROM if int8 is None else int8
-        self.shortlist = (ShortlistScorer(self.folded) if use_int8 and self.folded is not None and int8_available()
-                          else None)
+        self.shortlist = None
+        if self.folded is not None and int8_available() and (
+                int8_by_default(self.n_items, len(self.folded)) if int8 is None else int8):
+            self.shortlist = ShortlistScorer(self.folded)
 
     @property
     def n_items(self) -> int:

@@ -7,6 +7,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pad.serve import recommender
+from pad.serve.recommender import INT8_FROM, int8_by_default
 from pad.serve.shortlist import ShortlistScorer, int8_available
 
 pytestmark = pytest.mark.skipif(not int8_available(), reason="torch has no fbgemm int8 kernels on this CPU")
@@ -69,3 +71,20 @@ def test_recommender_top_k_through_int8_equals_fp32(ws, load):
             b, vb = int8.top_k(seq.tolist(), 7, allow_repeats=repeats)
             assert a.tolist() == b.tolist()
             torch.testing.assert_close(va, vb, rtol=1e-5, atol=1e-5)
+
+
+def test_int8_by_default_only_for_a_large_catalogue_and_a_wide_table():
+    assert not int8_by_default(INT8_FROM - 1, 192)  # small catalogue: fp32 is not the cost
+    assert int8_by_default(INT8_FROM, 192)  # PAD's three d=64 experts folded: int8 measured faster
+    assert not int8_by_default(423_191, 64)  # one d=64 expert (SASRec): int8 measured slower
+
+
+def test_recommender_default_follows_the_catalogue_and_the_width(ws, load, monkeypatch):
+    fp32 = load(ws)
+    assert fp32.shortlist is None  # the fixture's catalogue is far below INT8_FROM
+    n, width = fp32.n_items, len(fp32.folded)
+    monkeypatch.setattr(recommender, "INT8_FROM", n)
+    monkeypatch.setattr(recommender, "INT8_MIN_WIDTH", width)
+    assert load(ws).shortlist is not None
+    monkeypatch.setattr(recommender, "INT8_MIN_WIDTH", width + 1)
+    assert load(ws).shortlist is None
