@@ -6,7 +6,9 @@ with the preset's `-S` values written into params.yaml), stage by stage exactly 
 as its stage finishes, with the machine's load average before the stage; --md regenerates the Markdown
 table and, per stage, the exponent b of a least-squares fit  seconds ∝ interactions^b  over the presets
 measured so far. A preset's folder keeps its outputs, so a killed benchmark resumes at the first stage
-without a row (`--resume`).
+without a row (`--resume`); every run, resumed or not, first copies this checkout's pad/ and stages/ into the
+folder (a resumed stage runs today's code, not the code the folder was made with), and each row records the
+commit it ran (`code`, with `+dirty` when pad/ or stages/ had uncommitted changes).
 
     nohup python benchmarks/scale.py --preset electronics-1-64 --preset electronics-1-16 \\
         --work /tmp/scale --out benchmarks/scale.jsonl --md benchmarks/scale.md > /tmp/scale.log 2>&1 &
@@ -43,7 +45,10 @@ def preset_params(name: str) -> dict[str, object]:
     return members[name]
 
 
-def make_project(folder: Path, overrides: dict[str, object]) -> None:
+def make_project(folder: Path, overrides: dict[str, object], resume: bool = False) -> None:
+    """The preset's project folder: this checkout's pad/ and stages/ (always copied afresh) and params.yaml with
+    the preset's values. Resuming keeps the folder's params.yaml, which must equal the preset's: outputs made
+    under other params are not resumed."""
     folder.mkdir(parents=True, exist_ok=True)
     for name in ("pad", "stages"):
         shutil.rmtree(folder / name, ignore_errors=True)
@@ -55,7 +60,25 @@ def make_project(folder: Path, overrides: dict[str, object]) -> None:
         for part in path:
             node = node[part]
         node[last] = value
-    (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    target = folder / "params.yaml"
+    if resume and target.exists():
+        if yaml.safe_load(target.read_text()) != params:
+            raise SystemExit(f"{target}: params differ from the preset's with today's params.yaml; "
+                             "rerun without --resume (or move the folder away)")
+        return
+    target.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def code_version() -> str:
+    """This checkout's commit, `+dirty` when pad/ or stages/ have uncommitted changes ("unknown" outside git)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "pad", "stages"], cwd=REPO,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
 
 
 def timed(cmd: list[str], cwd: Path, log: Path) -> tuple[float, float, float, int]:
@@ -77,8 +100,8 @@ def timed(cmd: list[str], cwd: Path, log: Path) -> tuple[float, float, float, in
 def run_preset(name: str, work: Path, out: Path, resume: bool) -> None:
     done = {(r["preset"], r["stage"]) for r in read_rows(out)} if resume else set()
     folder = work / name
-    if not resume or not folder.exists():
-        make_project(folder, preset_params(name))
+    make_project(folder, preset_params(name), resume)
+    code = code_version()
     for stage in STAGES:
         if (name, stage) in done:
             continue
@@ -87,7 +110,8 @@ def run_preset(name: str, work: Path, out: Path, resume: bool) -> None:
         row = {"preset": name, "stage": stage, "seconds": round(seconds, 1), "cpu_s": round(cpu, 1),
                "peak_rss_gib": round(rss, 2), "load_before": round(load, 2), "exit": rc,
                "cores": len(os.sched_getaffinity(0)), "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-               "command": f"cd {folder} && python stages/{stage}.py", "loss": preset_params(name).get("model.loss"),
+               "command": f"cd {folder} && python stages/{stage}.py", "code": code,
+               "loss": preset_params(name).get("model.loss"),
                **size_of(folder), **outcome(folder, stage)}
         with out.open("a") as f:
             f.write(json.dumps(row) + "\n")
