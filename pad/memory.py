@@ -12,10 +12,10 @@ That price grows with the catalogue: blocks of varying size (positions × items)
 never given back, and at 26,449 items (1/16 of Electronics) a pretrain stage peaked at 6.64 GiB with it
 against 1.78 GiB without (two epochs, same losses; benchmarks/scale.md). So it applies only up to
 `KEEP_HEAP_MAX_ITEMS` items: Prime Pantry (8,347) keeps its speed-up, a large catalogue keeps its memory.
-The evaluate stage used to keep its heap at any size (its big blocks are ranking chunks of one size); at
-105,798 items (1/4 of Electronics) it peaked at 21 GiB, partly because each chunk's ranks pinned the kept heap
-(fixed in pad.evaluation.ranking). It now follows the one rule above; its remaining growth at that size is
-not the allocator's (benchmarks/scale.md, 2026-12-07).
+The evaluate stage is the exception (`any_size=True`): its big blocks are ranking chunks of one fixed size
+(at most `EVAL_CHUNK_SCORES` scores, pad/evaluation/ranking.py) that leave nothing behind between chunks, which
+a kept heap reuses without fragmenting, while the faults cost it most: at 105,798 items (1/4 of Electronics)
+without it, 45% of the stage's CPU time was kernel time (580M page faults; benchmarks/scale.md, stop 24).
 """
 from __future__ import annotations
 
@@ -28,10 +28,11 @@ M_MMAP_MAX = -4
 KEEP_HEAP_MAX_ITEMS = 16_384  # catalogues up to this size keep freed memory (Prime Pantry 8,347: yes; 1/16: no)
 
 
-def reuse_freed_memory(n_items: int) -> bool:
+def reuse_freed_memory(n_items: int, any_size: bool = False) -> bool:
     """Tune glibc malloc as above for the rest of the process when the catalogue has at most
-    `KEEP_HEAP_MAX_ITEMS` items; True when applied, False for a larger catalogue or without glibc."""
-    if n_items > KEEP_HEAP_MAX_ITEMS or not sys.platform.startswith("linux"):
+    `KEEP_HEAP_MAX_ITEMS` items (or at any size with `any_size`: fixed-size blocks only); True when applied,
+    False for a larger catalogue or without glibc."""
+    if (n_items > KEEP_HEAP_MAX_ITEMS and not any_size) or not sys.platform.startswith("linux"):
         return False
     try:
         mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
