@@ -15,7 +15,7 @@ against 1.78 GiB without (two epochs, same losses; benchmarks/scale.md). So it a
 The evaluate stage is the exception (`any_size=True`): its big blocks are ranking chunks of one fixed size
 (at most `EVAL_CHUNK_SCORES` scores, pad/evaluation/ranking.py) that leave nothing behind between chunks, which
 a kept heap reuses without fragmenting, while the faults cost it most: at 105,798 items (1/4 of Electronics)
-without it, 45% of the stage's CPU time was kernel time (580M page faults; benchmarks/scale.md, stop 24).
+without it, 45% of the stage's CPU time was kernel time (665M page faults; benchmarks/scale.md, stop 24).
 """
 from __future__ import annotations
 
