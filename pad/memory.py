@@ -14,8 +14,9 @@ against 1.78 GiB without (two epochs, same losses; benchmarks/scale.md). So it a
 `KEEP_HEAP_MAX_ITEMS` items: Prime Pantry (8,347) keeps its speed-up, a large catalogue keeps its memory.
 The evaluate stage is the exception (`any_size=True`): its big blocks are ranking chunks of one fixed size
 (at most `EVAL_CHUNK_SCORES` scores, pad/evaluation/ranking.py) that leave nothing behind between chunks, which
-a kept heap reuses without fragmenting, while the faults cost it most: at 105,798 items (1/4 of Electronics)
-without it, 45% of the stage's CPU time was kernel time (665M page faults; benchmarks/scale.md, stop 24).
+a kept heap mostly reuses, while the faults cost it most: at 105,798 items (1/4 of Electronics) without it, 45%
+of the stage's CPU time was kernel time (665M page faults) and the stage took twice as long. The kept heap still
+creeps there (5.5 GiB early, 7.9 GiB at the end; benchmarks/scale.md, stop 24): watch it at larger sizes.
 """
 from __future__ import annotations
 
