@@ -100,7 +100,8 @@ def timed(cmd: list[str], cwd: Path, log: Path) -> tuple[float, float, float, in
 def run_preset(name: str, work: Path, out: Path, resume: bool) -> None:
     done = {(r["preset"], r["stage"]) for r in read_rows(out)} if resume else set()
     folder = work / name
-    make_project(folder, preset_params(name), resume)
+    overrides = preset_params(name)
+    make_project(folder, overrides, resume)
     code = code_version()
     for stage in STAGES:
         if (name, stage) in done:
@@ -111,7 +112,7 @@ def run_preset(name: str, work: Path, out: Path, resume: bool) -> None:
                "peak_rss_gib": round(rss, 2), "load_before": round(load, 2), "exit": rc,
                "cores": len(os.sched_getaffinity(0)), "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                "command": f"cd {folder} && python stages/{stage}.py", "code": code,
-               "loss": preset_params(name).get("model.loss"),
+               "loss": overrides.get("model.loss"),
                **size_of(folder), **outcome(folder, stage)}
         with out.open("a") as f:
             f.write(json.dumps(row) + "\n")
