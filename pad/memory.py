@@ -17,28 +17,74 @@ The evaluate stage is the exception (`any_size=True`): its big blocks are rankin
 a kept heap mostly reuses, while the faults cost it most: at 105,798 items (1/4 of Electronics) without it, 45%
 of the stage's CPU time was kernel time (665M page faults) and the stage took twice as long. The kept heap still
 creeps there (5.5 GiB early, 7.9 GiB at the end; benchmarks/scale.md, stop 24): watch it at larger sizes.
+
+Ranking itself wants the kept heap at any size (fixed-size chunks), also inside a training stage of a large
+catalogue (per-epoch validation, the gate check, the final metrics), where the rest of the stage must not
+keep it: `kept_heap()` keeps freed memory for one ranking call only and then gives it back (large blocks
+mmapped again, the heap trimmed), so a training stage's heap after it is what it would have been without it.
 """
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
 import sys
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 M_TRIM_THRESHOLD = -1  # glibc <malloc.h>
 M_MMAP_MAX = -4
+M_MMAP_THRESHOLD = -3
+MMAP_DEFAULTS = {M_MMAP_MAX: 65_536, M_MMAP_THRESHOLD: 32 * 2**20, M_TRIM_THRESHOLD: 64 * 2**20}  # see kept_heap
 KEEP_HEAP_MAX_ITEMS = 16_384  # catalogues up to this size keep freed memory (Prime Pantry 8,347: yes; 1/16: no)
+
+
+_kept_for_good = False  # reuse_freed_memory applied: the rest of the process keeps its heap
+
+
+def _libc() -> Any:
+    """glibc through ctypes (mallopt and malloc_trim typed), or None off Linux or without glibc."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt.argtypes, libc.mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+        libc.malloc_trim.argtypes, libc.malloc_trim.restype = [ctypes.c_size_t], ctypes.c_int
+    except (OSError, AttributeError):  # not glibc (e.g. musl has no mallopt)
+        return None
+    return libc
+
+
+def _keep(libc: Any) -> bool:
+    return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
 
 
 def reuse_freed_memory(n_items: int, any_size: bool = False) -> bool:
     """Tune glibc malloc as above for the rest of the process when the catalogue has at most
     `KEEP_HEAP_MAX_ITEMS` items (or at any size with `any_size`: fixed-size blocks only); True when applied,
     False for a larger catalogue or without glibc."""
-    if (n_items > KEEP_HEAP_MAX_ITEMS and not any_size) or not sys.platform.startswith("linux"):
+    global _kept_for_good
+    libc = _libc()
+    if (n_items > KEEP_HEAP_MAX_ITEMS and not any_size) or libc is None:
         return False
+    _kept_for_good = _keep(libc)
+    return _kept_for_good
+
+
+@contextmanager
+def kept_heap() -> Iterator[bool]:
+    """Keep freed memory inside the block (yields True when that applies), then give it back: large blocks
+    are mmapped again from 32 MB (glibc's own ceiling for its dynamic threshold, which any mallopt call
+    fixes, so it is set explicitly, with the matching 64 MB trim threshold) and the heap is trimmed
+    (`malloc_trim`: free pages return to the system). A no-op where `reuse_freed_memory` already applies
+    for the whole process, or without glibc."""
+    libc = None if _kept_for_good else _libc()
+    if libc is None:
+        yield _kept_for_good
+        return
+    applied = _keep(libc)
     try:
-        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
-    except (OSError, AttributeError):  # not glibc (e.g. musl has no mallopt)
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
-    return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
+        yield applied
+    finally:
+        for option, value in MMAP_DEFAULTS.items():
+            libc.mallopt(option, value)
+        libc.malloc_trim(0)

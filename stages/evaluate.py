@@ -36,7 +36,7 @@ def main() -> None:
     aligned = load_align_expert(paths.align_model, text_emb)
     pad = load_pad_model(paths.finetune_model, text_emb)
     buckets, n_buckets = read_item_buckets(paths.items)
-    reuse_freed_memory(len(buckets) - 1, any_size=True)  # pad.memory: fixed-size ranking chunks at any size
+    reuse_freed_memory(len(buckets) - 1)  # pad.memory: only for a small catalogue (ranking keeps it at any size)
     if not torch.equal(buckets, pad.item_buckets) or pad.gate.n_buckets != n_buckets:
         raise PadError(f"{paths.finetune_model} was trained with other item buckets; rerun `dvc repro`")
     sequences, item_bucket = load_sequences_and_buckets(paths.sequences, paths.items)

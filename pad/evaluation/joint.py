@@ -16,7 +16,7 @@ from typing import Any, Iterator, Mapping
 import torch
 from torch import Tensor, nn
 
-from pad.evaluation.ranking import RankingSplit, chunked_ranks, users_per_chunk
+from pad.evaluation.ranking import RankingSplit, chunked_ranks, last_state, users_per_chunk
 from pad.models.expert import Expert
 from pad.models.gate import GlobalGate
 from pad.models.pad import PAD
@@ -86,7 +86,7 @@ def rank_models(models: Mapping[str, PAD], split: RankingSplit, item_buckets: Te
 
         def score_chunk(inputs: Tensor) -> Iterator[tuple[str, Tensor]]:
             mask = inputs != 0
-            logits = [e.backbone(t[inputs], mask)[:, -1:] @ t.T for e, t in zip(experts, tables)]  # (C, 1, N+1)
+            logits = [last_state(e.backbone(t[inputs], mask)) @ t.T for e, t in zip(experts, tables)]  # (C, 1, N+1)
             for name, model in models.items():
                 mine = [logits[i] for i in index[name]]
                 yield name, (mine[0] if unit[name] else model.fuse(mine))[:, 0]  # (C, N+1)

@@ -24,10 +24,14 @@ Logits = Sequence[Tensor] | Tensor
 
 
 def _fuse(logits: Logits, weights: Tensor) -> Tensor:
-    """Σ_e weights[..., e] · logits[e], one expert at a time (no (E, ..., K) stack)."""
-    fused = logits[0] * weights[..., 0]
+    """Σ_e weights[..., e] · logits[e], one expert at a time (no (E, ..., K) stack). Each expert's weights are
+    made contiguous first and the sum accumulates in place: the same floats in the same order as
+    `fused = fused + logits[e] * w_e`, about 8x faster on a 634 x 105,799 ranking chunk (a strided weight
+    column and a fresh (..., K) sum per expert cost most of the time; benchmarks/scale.md, stop 25)."""
+    per_expert = weights.movedim(-1, 0).contiguous()  # (E, ...): one contiguous weight block per expert
+    fused = logits[0] * per_expert[0]
     for e in range(1, len(logits)):
-        fused = fused + logits[e] * weights[..., e]
+        fused += logits[e] * per_expert[e]  # fused is this function's own tensor: no caller's data changes
     return fused
 
 
