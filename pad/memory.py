@@ -39,6 +39,7 @@ KEEP_HEAP_MAX_ITEMS = 16_384  # catalogues up to this size keep freed memory (Pr
 
 
 _kept_for_good = False  # reuse_freed_memory applied: the rest of the process keeps its heap
+_kept_inside = False  # inside an outermost kept_heap block
 
 
 def _libc() -> Any:
@@ -76,15 +77,18 @@ def kept_heap() -> Iterator[bool]:
     are mmapped again from 32 MB (glibc's own ceiling for its dynamic threshold, which any mallopt call
     fixes, so it is set explicitly, with the matching 64 MB trim threshold) and the heap is trimmed
     (`malloc_trim`: free pages return to the system). A no-op where `reuse_freed_memory` already applies
-    for the whole process, or without glibc."""
-    libc = None if _kept_for_good else _libc()
-    if libc is None:
-        yield _kept_for_good
+    for the whole process, inside another `kept_heap` block (the outermost one gives it back), or without
+    glibc."""
+    global _kept_inside
+    libc = None if _kept_for_good or _kept_inside else _libc()
+    if libc is None:  # kept already (for good, or by an enclosing block, which gives it back), or no glibc
+        yield _kept_for_good or _kept_inside
         return
-    applied = _keep(libc)
+    _kept_inside = _keep(libc)
     try:
-        yield applied
+        yield _kept_inside
     finally:
+        _kept_inside = False
         for option, value in MMAP_DEFAULTS.items():
             libc.mallopt(option, value)
         libc.malloc_trim(0)

@@ -53,7 +53,7 @@ def test_training_and_evaluation_stages_apply_it_with_their_catalogue():
 
 
 # kept_heap in a fresh interpreter with a large catalogue (no process-wide kept heap): the minor faults of 32
-# rounds inside the block (after 8 warm ones) and the RSS just after the block.
+# rounds inside the block (after 8 warm ones and a nested block) and the RSS just after the block.
 SCOPED = textwrap.dedent("""
     import resource, torch
     from pad.memory import kept_heap, reuse_freed_memory
@@ -70,8 +70,10 @@ SCOPED = textwrap.dedent("""
     reuse_freed_memory(10**6)  # a large catalogue: not applied
     with kept_heap() as applied:
         faults(8)  # warm: the heap grows to its steady size first
+        with kept_heap() as nested:  # e.g. a gate fit's ranking: the enclosing block keeps the heap
+            pass
         inside = faults(32)
-    print(applied, inside, rss_mb())
+    print(applied and nested, inside, rss_mb())
 """)
 
 

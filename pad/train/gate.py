@@ -23,14 +23,15 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils._pytree import tree_map
 
-from pad.evaluation.ranking import RankingSplit, hit_ndcg, rank_split
+from pad.evaluation.ranking import RankingSplit, hit_ndcg, last_state, rank_split
+from pad.memory import kept_heap
 from pad.models.expert import Expert
 from pad.models.pad import PAD
 
 
 def _last_queries(model: PAD, inputs: Tensor, chunk: int) -> dict[str, Tensor]:
     """{expert: (U, 1, d)} user states at the last position (the model must hold its cached tables)."""
-    parts = [tree_map(lambda t: t[:, -1:], model.encode(inputs[i:i + chunk])) for i in range(0, len(inputs), chunk)]
+    parts = [tree_map(last_state, model.encode(inputs[i:i + chunk])) for i in range(0, len(inputs), chunk)]
     return {name: torch.cat([p[name] for p in parts]) for name in model.names}
 
 
@@ -51,7 +52,7 @@ def fit_gate(model: PAD, split: RankingSplit, *, lr: float, epochs: int, batch_s
     opt = torch.optim.Adam(model.gate.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
     losses = []
-    with model.cached_items():
+    with model.cached_items(), kept_heap():  # batches of one size: their blocks reused (pad.memory)
         with torch.no_grad():
             query = _last_queries(model, inputs, user_chunk)
         for _ in range(epochs):
