@@ -79,11 +79,13 @@ def report(
     split: str = typer.Option("test", help="test or valid."),
     select: list[str] = typer.Option([], help="Only experiments matching this glob (repeatable), e.g. 'rq3-*'."),
     per_user: Path | None = typer.Option(None, help="Per-user scores for the paired tests (default: "
-                                         "metrics/per_user.parquet if present: the workspace's run)."),
+                                         "metrics/per_user.parquet if present: the workspace's run; the "
+                                         "baselines' baselines_per_user.parquet beside it joins them)."),
 ) -> None:
     """Table 2 of the paper (HR@10, nDCG@10, PAD's gain, warm/median/cold) from `dvc exp show`, the models by
-    user history length, and paired tests over users of PAD vs SASRec and vs the alignment expert (of the
-    workspace's run, and of every configuration run over seeds, each user's scores averaged over them)."""
+    user history length, and paired tests over users of PAD vs SASRec, the alignment expert and each baseline
+    method the run trained (of the workspace's run, and of every configuration run over seeds, each user's
+    scores averaged over them)."""
     from pad import report as rep
 
     if split not in ("test", "valid"):

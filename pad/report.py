@@ -27,6 +27,7 @@ BASELINES_PREFIX = "baselines"  # its metrics join each run's under `baselines.<
 BASELINE_METHODS = (("hybrid", "Hybrid"), ("morec", "MoRec"), ("llminit", "LLMInit"), ("alphafuse", "AlphaFuse"),
                     ("llmesr", "LLM-ESR"), ("ctrl", "CTRL"), ("smem", "SMEM"), ("make", "MAKE"), ("disco", "DisCo"))
 PER_USER_FILE = "metrics/per_user.parquet"  # the evaluate stage's per-user scores (pad.evaluation.per_user)
+BASELINES_PER_USER_FILE = "metrics/baselines_per_user.parquet"  # the baselines stage's, same layout
 PARAMS_FILE = "params.yaml"
 MISSING = "–"
 MODELS = (("sasrec", "SASRec"), ("align", "Align"), ("pad", "PAD"))
@@ -290,41 +291,70 @@ def render_baselines_table(rows: list[Experiment], split: str = "test") -> str:
 
 
 def significance(per_user: Path, split: str = "test", resamples: int = 1000, seed: int = 0) -> list:
-    """PAD against each of BASELINES on per-user nDCG@10 of `split`, overall, per item group and per user
-    group (pad.evaluation.significance.paired_by_group over the evaluate stage's per-user Parquet)."""
+    """PAD against SASRec, the alignment expert and every baseline method on per-user nDCG@10 of `split`,
+    overall, per item group and per user group (pad.evaluation.significance.paired_by_group over the evaluate
+    stage's per-user Parquet, joined by the baselines stage's next to it where that has rows)."""
     from pad.evaluation.per_user import read_per_user
 
-    return pad_comparisons(*read_per_user(per_user), split, resamples, seed)
+    df, info = read_per_user(per_user)
+    baselines = per_user.with_name(Path(BASELINES_PER_USER_FILE).name)
+    if baselines.is_file():
+        df = with_baselines(df, read_per_user(baselines)[0])
+    return pad_comparisons(df, info, split, resamples, seed)
+
+
+def with_baselines(per_user: Any, baselines: Any) -> Any:
+    """The evaluate stage's per-user rows with the baselines stage's appended (none: as they are)."""
+    import polars as pl
+
+    return pl.concat([per_user, baselines.select(per_user.columns)]) if len(baselines) else per_user
 
 
 def pad_comparisons(per_user: Any, info: dict[str, Any], split: str, resamples: int, seed: int) -> list:
-    """PAD against each of BASELINES on per-user nDCG@k of `split` (k from the file's metadata `info`)."""
+    """PAD against each of BASELINES and every baseline method in the table, on per-user nDCG@k of `split`
+    (k from the file's metadata `info`)."""
     from pad.evaluation.significance import paired_by_group
 
     metric = f"ndcg_{info['k']}"
-    return [c for base, _ in BASELINES
+    found = set(per_user["model"].unique())
+    others = [m for m, _ in BASELINES] + [m for m, _ in BASELINE_METHODS if m in found]
+    others += sorted(found - set(others) - {"pad"})
+    return [c for base in others
             for c in paired_by_group(per_user, split, "pad", base, metric, GROUPS, USER_GROUPS, resamples, seed)]
+
+
+def _run_file(root: Path, run: Experiment, path: str) -> bytes:
+    """A run's version of an output file: the workspace's, or the one its commit's dvc.lock names, read from
+    the DVC cache (a PadError in one line when it is not there)."""
+    import dvc.api
+
+    try:
+        return ((root / path).read_bytes() if run.rev in ("", "workspace")
+                else dvc.api.read(path, repo=str(root), rev=run.rev, mode="rb"))
+    except Exception as exc:  # noqa: BLE001 - not in the cache, no such file in that run: one line
+        raise PadError(f"{path} of run {run.name}: not readable ({type(exc).__name__}); `dvc exp pull` the run "
+                       "or rerun it") from None
 
 
 def seed_group_per_user(root: Path, group: list[Experiment]) -> tuple[Any, dict[str, Any]]:
     """The per-user scores of a configuration run over several seeds (`seed_groups`), each user's nDCG@10
     averaged over the seeds (pad.evaluation.per_user.pool_seeds). Each run's file is its own version of
-    metrics/per_user.parquet: the workspace's, or the one its commit's dvc.lock names, read from the DVC
-    cache through `dvc.api.read` (a run whose file is not in the cache: `dvc exp pull` it, or rerun it)."""
-    import dvc.api
-
+    metrics/per_user.parquet (`_run_file`), joined by its baselines stage's per-user scores when every run of
+    the group has them for the same methods (a run from before they were written has none: then none are
+    joined, so every run pools the same rows)."""
     from pad.evaluation.per_user import parse_per_user, pool_seeds
 
-    frames, info = [], {}
+    frames, extra, info = [], [], {}
     for run in group:
-        source = f"{PER_USER_FILE} of run {run.name}"
-        try:
-            data = ((root / PER_USER_FILE).read_bytes() if run.rev in ("", "workspace")
-                    else dvc.api.read(PER_USER_FILE, repo=str(root), rev=run.rev, mode="rb"))
-        except Exception as exc:  # noqa: BLE001 - not in the cache, no such file in that run: one line
-            raise PadError(f"{source}: not readable ({type(exc).__name__}); `dvc exp pull` the run or rerun it") from None
-        df, info = parse_per_user(data, source)
+        df, info = parse_per_user(_run_file(root, run, PER_USER_FILE), f"{PER_USER_FILE} of run {run.name}")
         frames.append(df)
+        try:
+            extra.append(parse_per_user(_run_file(root, run, BASELINES_PER_USER_FILE),
+                                        f"{BASELINES_PER_USER_FILE} of run {run.name}")[0])
+        except PadError:
+            extra.append(None)
+    if all(b is not None for b in extra) and len({frozenset(b["model"].unique()) for b in extra}) == 1:
+        frames = [with_baselines(df, b) for df, b in zip(frames, extra)]
     return pool_seeds(frames, info["k"]), info
 
 
@@ -350,7 +380,7 @@ def render_significance(comparisons: list, source: Path | str, split: str = "tes
     """Markdown: per comparison and group, users, both means, the mean difference with its paired bootstrap
     95% CI and the Wilcoxon signed-rank p (nDCG@10 in %). `source`: the per-user file (a Path), or words
     saying where the scores come from (`pooled_title`)."""
-    labels = dict(MODELS)
+    labels = dict(MODELS) | dict(BASELINE_METHODS)
     where = f"`{source}`" if isinstance(source, Path) else source
     lines = [f"Paired tests over users ({split}, per-user nDCG@10 in %, history excluded; {where}): "
              "Δ = mean difference, its paired bootstrap 95% CI (1000 seeded resamples of users), "

@@ -149,8 +149,9 @@ def test_history_table(doc):
     assert "| rq3-linear (queued) |" in table
 
 
-def write_per_user_fixture(path: Path) -> None:
-    """300 test users: PAD beats SASRec on cold targets by a clear margin, equals the alignment expert."""
+def write_per_user_fixture(path: Path, models: tuple[str, ...] = ("sasrec", "align", "pad")) -> None:
+    """300 test users: PAD beats SASRec on cold targets by a clear margin, equals the alignment expert (the
+    other `models`, e.g. baseline methods: "hybrid" scores like SASRec, any other like PAD)."""
     import numpy as np
     import polars as pl
 
@@ -164,7 +165,7 @@ def write_per_user_fixture(path: Path) -> None:
     base = (rng.random(n) < 0.3) / np.log2(rng.integers(1, 11, n) + 1)
     pad = np.where((bucket >= 8) & (rng.random(n) < 0.5), 1.0, base)
     frames = []
-    for model, ndcg in (("sasrec", base), ("align", pad), ("pad", pad)):
+    for model, ndcg in ((m, base if m in ("sasrec", "hybrid") else pad) for m in models):
         frames.append(pl.DataFrame({
             "split": "test", "model": model, "user_idx": np.arange(n, dtype=np.int32), "target": np.ones(n, np.int32),
             "rank": np.ones(n), "hr_10": (ndcg > 0).astype(float), "ndcg_10": ndcg,
@@ -191,6 +192,23 @@ def test_significance_table(tmp_path):
     assert warm[5:] == ["+0.000", "[+0.000, +0.000]", "1"]  # no warm user differs
     assert _sig_cells(text, "PAD vs Align", "overall")[5:] == ["+0.000", "[+0.000, +0.000]", "1"]
     assert text == report.render_significance(report.significance(path), path)  # seeded: same text
+
+
+def test_baselines_per_user_scores_join_the_paired_tests(tmp_path):
+    path = tmp_path / "per_user.parquet"
+    write_per_user_fixture(path)
+    alone = report.significance(path)
+    write_per_user_fixture(tmp_path / "baselines_per_user.parquet", ("disco", "hybrid"))  # the stage's file
+    comparisons = report.significance(path)
+    assert [c.b for c in comparisons[::7]] == ["sasrec", "align", "hybrid", "disco"]  # Table 2's order
+    assert [c.test for c in comparisons[:14]] == [c.test for c in alone]
+    text = report.render_significance(comparisons, path)
+    assert _sig_cells(text, "PAD vs Hybrid", "cold items")[5:] == _sig_cells(text, "PAD vs SASRec", "cold items")[5:]
+    assert _sig_cells(text, "PAD vs DisCo", "overall")[5:] == ["+0.000", "[+0.000, +0.000]", "1"]
+    from pad.evaluation.per_user import write_per_user
+
+    write_per_user([], tmp_path / "baselines_per_user.parquet", 10, 0, None)  # no methods run: nothing joins
+    assert [c.test for c in report.significance(path)] == [c.test for c in alone]
 
 
 def test_cli_report_with_per_user(tmp_path, monkeypatch):

@@ -33,13 +33,14 @@ bucket = rng.integers(1, 11, n)
 base = (rng.random(n) < 0.3) / np.log2(rng.integers(1, 11, n) + 1)
 noise = np.random.default_rng(seed).random(n)
 pad = np.where((bucket >= 8) & (noise < 0.5), 1.0, base)
-frames = [pl.DataFrame({
+frames = {model: pl.DataFrame({
     "split": "test", "model": model, "user_idx": np.arange(n, dtype=np.int32), "target": np.ones(n, np.int32),
     "rank": np.ones(n), "hr_10": (s > 0).astype(float), "ndcg_10": s, "bucket": bucket.astype(np.int8),
     "item_group": np.where(bucket <= 3, "warm", np.where(bucket <= 7, "median", "cold")),
     "history_len": groups.lengths.astype(np.int32), "user_group": groups.names(), "repeat": np.zeros(n, bool)})
-    for model, s in (("sasrec", base), ("align", base), ("pad", pad))]
-write_per_user(frames, "metrics/per_user.parquet", 10, 10, groups)
+    for model, s in (("sasrec", base), ("align", base), ("pad", pad), ("hybrid", base))}
+write_per_user([frames[m] for m in ("sasrec", "align", "pad")], "metrics/per_user.parquet", 10, 10, groups)
+write_per_user([frames["hybrid"]], "metrics/baselines_per_user.parquet", 10, 10, groups)  # the baselines stage's
 json.dump({"test": {"pad": {"ndcg_10": float(100 * pad.mean())}}}, open("metrics/evaluate.json", "w"))
 '''
 
@@ -48,7 +49,7 @@ DVC_YAML = """stages:
     cmd: python stage.py
     deps: [stage.py]
     params: [seed]
-    outs: [metrics/per_user.parquet]
+    outs: [metrics/per_user.parquet, metrics/baselines_per_user.parquet]
     metrics: [{metrics/evaluate.json: {cache: false}}]
 """
 
@@ -80,7 +81,7 @@ def project(tmp_path_factory) -> Path:
 
 
 def per_seed(project: Path, seed: int) -> pl.DataFrame:
-    """What the stage writes for `seed`, computed here again (not read from DVC)."""
+    """What the stage writes for `seed` (its models', then the baselines'), computed here again (not read from DVC)."""
     scope: dict = {}
     cwd = Path.cwd()
     work = project / f"check-{seed}"
@@ -91,7 +92,8 @@ def per_seed(project: Path, seed: int) -> pl.DataFrame:
         exec(STAGE, scope)
     finally:
         os.chdir(cwd)
-    return pl.read_parquet(work / "metrics/per_user.parquet")
+    return pl.concat([pl.read_parquet(work / "metrics/per_user.parquet"),
+                      pl.read_parquet(work / "metrics/baselines_per_user.parquet")])
 
 
 def test_each_run_is_read_from_its_own_commit_and_users_are_averaged_over_seeds(project, monkeypatch):
@@ -104,15 +106,22 @@ def test_each_run_is_read_from_its_own_commit_and_users_are_averaged_over_seeds(
     assert pooled.equals(expected) and info["k"] == 10
     pad = pooled.filter(pl.col("model") == "pad")
     assert len(pad) == 200 and set(pad["seeds"]) == {3}  # each user once, with three seeds behind it
+    assert len(pooled.filter(pl.col("model") == "hybrid")) == 200  # each run's baselines joined
     (only, comparisons), = report.pooled_significance(project, rows)
     cold = next(c for c in comparisons if (c.b, c.group) == ("sasrec", "cold"))
     assert cold.test.mean_diff > 0 and cold.test.p_value < 0.01
     text = report.render_significance(comparisons, report.pooled_title(only))
     assert "averaged over seeds" in text and "| PAD vs SASRec | cold items |" in text
+    assert _row(text, "PAD vs Hybrid", "cold items") == _row(text, "PAD vs SASRec", "cold items")  # same scores
 
     result = CliRunner().invoke(app, ["report"])
     assert result.exit_code == 0, result.output
     assert "averaged over seeds" in result.output
+
+
+def _row(text: str, comparison: str, group: str) -> list[str]:
+    (line,) = [ln for ln in text.splitlines() if ln.startswith(f"| {comparison} | {group} |")]
+    return line.split("|")[3:]
 
 
 def test_pooling_refuses_runs_on_other_users():

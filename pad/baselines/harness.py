@@ -5,7 +5,8 @@ per item bucket and group, per user history group).
 
 metrics/baselines.json: {method: {"valid": ..., "test": ..., "train": {"best_epoch", "epochs"}}}, the valid/test
 trees laid out as evaluate.json's per model ({hr_10, ndcg_10, warm, median, cold, buckets, history, unmasked,
-...}); {} when `baselines.methods` is empty.
+...}); {} when `baselines.methods` is empty. metrics/baselines_per_user.parquet: every method's per-user rows
+(pad.evaluation.per_user's layout, model = the method), so `pad report` tests PAD against each one user by user.
 """
 from __future__ import annotations
 
@@ -16,14 +17,15 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+import polars as pl
 import torch
 from torch import Tensor
 
 from pad.baselines import alphafuse, ctrl, disco, hybrid, llmesr, llminit, make, morec, smem
 from pad.config import BaselinesConfig, EvaluateConfig, ModelConfig, train_config
 from pad.errors import PadError
-from pad.evaluation.phases import evaluate_models
-from pad.evaluation.users import history_groups
+from pad.evaluation.phases import evaluate_models_per_user
+from pad.evaluation.users import HistoryGroups
 from pad.losses.recommendation import recommendation_loss
 from pad.models import Expert
 from pad.train.checkpoint import resume_folder
@@ -91,18 +93,21 @@ def train_method(method: str, data: Prepared, sequences: list[np.ndarray], text_
 
 def run_baselines(data: Prepared, sequences: list[np.ndarray], text_emb: Tensor | np.ndarray,
                   model_cfg: ModelConfig, cfg: BaselinesConfig, ev: EvaluateConfig, *, device: torch.device,
-                  resume_root: str | Path, world: int = 1,
-                  files: tuple[str | Path, ...] = ()) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(metrics, timings) of every method in `cfg.methods`, trained and evaluated one after the other."""
-    groups = history_groups(sequences)
+                  resume_root: str | Path, groups: HistoryGroups, user_idx: np.ndarray, world: int = 1,
+                  files: tuple[str | Path, ...] = ()) -> tuple[dict[str, Any], dict[str, Any], list[pl.DataFrame]]:
+    """(metrics, timings, per-user rows) of every method in `cfg.methods`, trained and evaluated one after the
+    other; `groups`: the users' history groups (pad.evaluation.users), `user_idx` (U,): their ids in
+    sequences.parquet order (pad.evaluation.per_user.read_user_idx)."""
     metrics: dict[str, Any] = {}
     timings: dict[str, Any] = {}
+    rows: list[pl.DataFrame] = []
     for method in cfg.methods:
         start = time.perf_counter()
         expert, result = train_method(method, data, sequences, text_emb, model_cfg, cfg, ev, device=device,
                                       resume_root=resume_root, world=world, files=files)
-        scores = evaluate_models({method: expert}, data.splits, data.item_buckets, ev.k, ev.user_chunk,
-                                 n_buckets=data.n_buckets, groups=groups)
+        scores, users = evaluate_models_per_user({method: expert}, data.splits, data.item_buckets, ev.k, ev.user_chunk,
+                                                 n_buckets=data.n_buckets, groups=groups, user_idx=user_idx)
+        rows += users
         metrics[method] = {split: scores[split][method] for split in data.splits}
         metrics[method]["train"] = {"best_epoch": result.best_epoch, "epochs": result.epochs_run}
         timings[method] = {**result.timings(), "total_s": round(time.perf_counter() - start, 1)}
@@ -110,4 +115,4 @@ def run_baselines(data: Prepared, sequences: list[np.ndarray], text_emb: Tensor 
         test = metrics[method]["test"]
         print(f"baseline {method}: test HR@{ev.k} {test[f'hr_{ev.k}']:.4f} nDCG@{ev.k} {test[f'ndcg_{ev.k}']:.4f} "
               f"(best epoch {result.best_epoch})", flush=True)
-    return metrics, timings
+    return metrics, timings, rows

@@ -70,11 +70,19 @@ def user_rows(split_name: str, model: str, user_idx: np.ndarray, split: RankingS
     })
 
 
+def row_schema(k: int) -> dict[str, Any]:
+    """The columns of `user_rows` and their types (module docstring)."""
+    return {"split": pl.String, "model": pl.String, "user_idx": pl.Int32, "target": pl.Int32, "rank": pl.Float64,
+            f"hr_{k}": pl.Float64, f"ndcg_{k}": pl.Float64, "bucket": pl.Int8, "item_group": pl.String,
+            "history_len": pl.Int32, "user_group": pl.String, "repeat": pl.Boolean}
+
+
 def write_per_user(rows: list[pl.DataFrame], path: str | Path, k: int, n_buckets: int,
-                   groups: HistoryGroups) -> None:
-    """The rows as one Parquet, atomically, with k, B and the user groups in its metadata."""
-    table = pl.concat(rows).to_arrow()
-    meta = {"k": k, "n_buckets": n_buckets, "user_groups": describe_groups(groups)}
+                   groups: HistoryGroups | None) -> None:
+    """The rows as one Parquet, atomically, with k, B and the user groups in its metadata (no rows and no
+    groups: an empty table of the same columns, e.g. the baselines stage with no methods)."""
+    table = (pl.concat(rows) if rows else pl.DataFrame(schema=row_schema(k))).to_arrow()
+    meta = {"k": k, "n_buckets": n_buckets, "user_groups": describe_groups(groups) if groups is not None else {}}
     write_parquet(table.replace_schema_metadata({METADATA_KEY: json.dumps(meta, sort_keys=True)}), path)
 
 

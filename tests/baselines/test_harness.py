@@ -2,11 +2,14 @@
 layout of evaluate.json (overall, item groups, buckets, user history groups, unmasked)."""
 from __future__ import annotations
 
+import numpy as np
+import polars as pl
 import pytest
 import torch
 
 from pad.baselines.harness import BUILDERS, run_baselines, train_method
 from pad.errors import PadError
+from pad.evaluation.users import history_groups
 from tests.baselines.conftest import EV, N_ITEMS, base_cfg, model_cfg, prepared, sequences, text
 
 METHODS = sorted(BUILDERS)
@@ -22,8 +25,8 @@ def random_hr10() -> float:
 def test_each_method_trains_and_beats_a_random_ranking(tmp_path, method):
     cfg = model_cfg()
     data = prepared(cfg)
-    metrics, timings = run_baselines(data, sequences(), text(), cfg, base_cfg([method]), EV,
-                                     device=torch.device("cpu"), resume_root=tmp_path / "cache")
+    metrics, timings, rows = run_baselines(data, sequences(), text(), cfg, base_cfg([method]), EV,
+                                           device=torch.device("cpu"), resume_root=tmp_path / "cache", **users())
     m = metrics[method]
     assert set(m) == {"valid", "test", "train"} and m["train"]["epochs"] == 6
     test = m["test"]
@@ -32,6 +35,12 @@ def test_each_method_trains_and_beats_a_random_ranking(tmp_path, method):
     assert test["hr_10"] > 2 * random_hr10(), (method, test["hr_10"], random_hr10())
     assert timings[method]["total_s"] >= 0
     assert not any((tmp_path / "cache").glob("*/last.pt"))  # the resume state is cleared once done
+    per_user = pl.concat(rows)  # the paired tests' rows: the same ranks as the metrics
+    assert per_user["model"].unique().to_list() == [method]
+    for split in ("valid", "test"):
+        mine = per_user.filter(pl.col("split") == split)
+        assert len(mine) == m[split]["users"] and mine["user_idx"].to_list() == list(range(len(mine)))
+        assert round(100 * mine["ndcg_10"].mean(), 4) == m[split]["ndcg_10"]
 
 
 @pytest.mark.parametrize("method", ["hybrid", "alphafuse", "llmesr", "make", "disco", "ctrl", "smem"])
@@ -56,4 +65,10 @@ def test_embeddings_of_other_items_are_one_line_errors(tmp_path):
 def test_no_methods_train_nothing(tmp_path):
     cfg = model_cfg()
     assert run_baselines(prepared(cfg), sequences(), text(), cfg, base_cfg(), EV, device=torch.device("cpu"),
-                         resume_root=tmp_path) == ({}, {})
+                         resume_root=tmp_path, **users()) == ({}, {}, [])
+
+
+def users() -> dict:
+    """run_baselines' per-user arguments for the toy: history groups and user ids in file order."""
+    seqs = sequences()
+    return {"groups": history_groups(seqs), "user_idx": np.arange(len(seqs))}

@@ -18,6 +18,7 @@ from pad.config import load_section
 from pad.data.buckets import write_items
 from pad.embed.store import write_embeddings
 from pad.errors import PadError
+from pad.evaluation.per_user import read_per_user
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "stages/baselines.py"
@@ -63,6 +64,8 @@ def test_no_methods_writes_an_empty_metrics_file_quickly_without_reading_data(tm
     assert done.returncode == 0, done.stderr[-2000:]
     assert time.perf_counter() - start < 60  # python + torch import; no training (about 2 s here)
     assert json.loads((tmp_path / "metrics/baselines.json").read_text()) == {}
+    per_user, info = read_per_user(tmp_path / "metrics/baselines_per_user.parquet")
+    assert per_user.is_empty() and "ndcg_10" in per_user.columns and info["k"] == 10  # the out exists, no rows
 
 
 def test_listed_methods_are_trained_and_reported(tmp_path):
@@ -75,6 +78,11 @@ def test_listed_methods_are_trained_and_reported(tmp_path):
         assert m["test"]["users"] == N_USERS and m["train"]["epochs"] == 2
         assert {"warm", "median", "cold", "history", "unmasked"} <= set(m["test"])
     assert set(json.loads((tmp_path / "timings/baselines.json").read_text())) == {"hybrid", "alphafuse"}
+    per_user, _ = read_per_user(tmp_path / "metrics/baselines_per_user.parquet")
+    for method, m in metrics.items():  # user_idx as in sequences.parquet, the same means as the metrics
+        test = per_user.filter((pl.col("model") == method) & (pl.col("split") == "test"))
+        assert sorted(test["user_idx"].to_list()) == list(range(N_USERS))
+        assert round(100 * test["ndcg_10"].mean(), 4) == m["test"]["ndcg_10"]
 
 
 def test_a_missing_input_is_a_one_line_error(tmp_path):
