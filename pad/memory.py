@@ -12,16 +12,15 @@ That price grows with the catalogue: blocks of varying size (positions × items)
 never given back, and at 26,449 items (1/16 of Electronics) a pretrain stage peaked at 6.64 GiB with it
 against 1.78 GiB without (two epochs, same losses; benchmarks/scale.md). So it applies only up to
 `KEEP_HEAP_MAX_ITEMS` items: Prime Pantry (8,347) keeps its speed-up, a large catalogue keeps its memory.
-The evaluate stage is the exception (`any_size=True`): its big blocks are ranking chunks of one fixed size
-(at most `EVAL_CHUNK_SCORES` scores, pad/evaluation/ranking.py) that leave nothing behind between chunks, which
-a kept heap mostly reuses, while the faults cost it most: at 105,798 items (1/4 of Electronics) without it, 45%
-of the stage's CPU time was kernel time (665M page faults) and the stage took twice as long. The kept heap still
-creeps there (5.5 GiB early, 7.9 GiB at the end; benchmarks/scale.md, stop 24): watch it at larger sizes.
-
-Ranking itself wants the kept heap at any size (fixed-size chunks), also inside a training stage of a large
-catalogue (per-epoch validation, the gate check, the final metrics), where the rest of the stage must not
-keep it: `kept_heap()` keeps freed memory for one ranking call only and then gives it back (large blocks
-mmapped again, the heap trimmed), so a training stage's heap after it is what it would have been without it.
+Ranking is the exception: its big blocks are chunks of one fixed size (at most `EVAL_CHUNK_SCORES` scores,
+pad/evaluation/ranking.py) that leave nothing behind between chunks, which a kept heap reuses, while the faults
+cost it most (at 105,798 items, 1/4 of Electronics, without it 45% of the evaluate stage's CPU time was kernel
+time and the stage took twice as long). `kept_heap()` keeps freed memory for one ranking call (or one gate fit,
+batches of one size) at any catalogue size, in every stage, and gives it back after (large blocks mmapped again,
+the heap trimmed), so the rest of a training stage's heap is what it would have been without it. A
+process-wide kept heap for the evaluate stage (stop 24) crept from 5.5 to 7.9 GiB at 1/4;
+scoped per ranking call the stage peaked at 4.68 GiB and the training stages lost 90% of their page faults
+(benchmarks/scale.md, stop 25).
 """
 from __future__ import annotations
 
@@ -59,13 +58,12 @@ def _keep(libc: Any) -> bool:
     return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
 
 
-def reuse_freed_memory(n_items: int, any_size: bool = False) -> bool:
+def reuse_freed_memory(n_items: int) -> bool:
     """Tune glibc malloc as above for the rest of the process when the catalogue has at most
-    `KEEP_HEAP_MAX_ITEMS` items (or at any size with `any_size`: fixed-size blocks only); True when applied,
-    False for a larger catalogue or without glibc."""
+    `KEEP_HEAP_MAX_ITEMS` items; True when applied, False for a larger catalogue or without glibc."""
     global _kept_for_good
     libc = _libc()
-    if (n_items > KEEP_HEAP_MAX_ITEMS and not any_size) or libc is None:
+    if n_items > KEEP_HEAP_MAX_ITEMS or libc is None:
         return False
     _kept_for_good = _keep(libc)
     return _kept_for_good

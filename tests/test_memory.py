@@ -14,7 +14,7 @@ from pad.memory import KEEP_HEAP_MAX_ITEMS
 FAULTS = textwrap.dedent("""
     import resource, sys, torch
     from pad.memory import reuse_freed_memory
-    applied = reuse_freed_memory(int(sys.argv[1]), any_size=sys.argv[2] == "any")
+    applied = reuse_freed_memory(int(sys.argv[1]))
     for _ in range(8):  # warm: the heap grows to its steady size first
         torch.empty(16 * 2**20).fill_(1.0)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -24,8 +24,8 @@ FAULTS = textwrap.dedent("""
 """)
 
 
-def _faults(n_items: int, any_size: bool = False) -> tuple[str, int]:
-    out = subprocess.run([sys.executable, "-c", FAULTS, str(n_items), "any" if any_size else "small"],
+def _faults(n_items: int) -> tuple[str, int]:
+    out = subprocess.run([sys.executable, "-c", FAULTS, str(n_items)],
                          capture_output=True, text=True, check=True)
     applied, faults = out.stdout.split()
     return applied, int(faults)
@@ -40,8 +40,6 @@ def test_small_catalogues_reuse_freed_big_tensors_large_ones_give_them_back():
     assert applied == "True" and faults < pages // 4  # kept in the heap: a few rounds at most fault in
     applied, faults = _faults(KEEP_HEAP_MAX_ITEMS + 1)
     assert applied == "False" and faults > pages // 2  # glibc's default: mmap and unmap every time
-    applied, faults = _faults(KEEP_HEAP_MAX_ITEMS + 1, any_size=True)  # the evaluate stage's fixed-size chunks
-    assert applied == "True" and faults < pages // 4  # kept: a few rounds at most
 
 
 def test_training_and_evaluation_stages_apply_it_with_their_catalogue():
