@@ -48,6 +48,13 @@ def read_user_idx(sequences: str | Path, n_users: int) -> np.ndarray:
     return user_idx
 
 
+def row_schema(k: int) -> dict[str, Any]:
+    """The columns of `user_rows` and their types (module docstring)."""
+    return {"split": pl.String, "model": pl.String, "user_idx": pl.Int32, "target": pl.Int32, "rank": pl.Float64,
+            f"hr_{k}": pl.Float64, f"ndcg_{k}": pl.Float64, "bucket": pl.Int8, "item_group": pl.String,
+            "history_len": pl.Int32, "user_group": pl.String, "repeat": pl.Boolean}
+
+
 def user_rows(split_name: str, model: str, user_idx: np.ndarray, split: RankingSplit, masked: Tensor,
               item_buckets: Tensor, k: int, n_buckets: int, groups: HistoryGroups) -> pl.DataFrame:
     """One model's per-user rows of one split from its (U,) history-excluded ranks (`rank_split`)."""
@@ -55,26 +62,11 @@ def user_rows(split_name: str, model: str, user_idx: np.ndarray, split: RankingS
     buckets = item_buckets[split.targets].numpy()
     n = len(user_idx)
     return pl.DataFrame({
-        "split": pl.Series([split_name] * n, dtype=pl.String),
-        "model": pl.Series([model] * n, dtype=pl.String),
-        "user_idx": pl.Series(user_idx, dtype=pl.Int32),
-        "target": pl.Series(split.targets.numpy(), dtype=pl.Int32),
-        "rank": pl.Series(masked.double().numpy(), dtype=pl.Float64),
-        f"hr_{k}": pl.Series(hit.double().numpy(), dtype=pl.Float64),
-        f"ndcg_{k}": pl.Series(ndcg.double().numpy(), dtype=pl.Float64),
-        "bucket": pl.Series(buckets, dtype=pl.Int8),
-        "item_group": pl.Series(item_group_names(n_buckets)[buckets], dtype=pl.String),
-        "history_len": pl.Series(groups.lengths, dtype=pl.Int32),
-        "user_group": pl.Series(groups.names(), dtype=pl.String),
-        "repeat": pl.Series((split.history == split.targets[:, None]).any(1).numpy(), dtype=pl.Boolean),
-    })
-
-
-def row_schema(k: int) -> dict[str, Any]:
-    """The columns of `user_rows` and their types (module docstring)."""
-    return {"split": pl.String, "model": pl.String, "user_idx": pl.Int32, "target": pl.Int32, "rank": pl.Float64,
-            f"hr_{k}": pl.Float64, f"ndcg_{k}": pl.Float64, "bucket": pl.Int8, "item_group": pl.String,
-            "history_len": pl.Int32, "user_group": pl.String, "repeat": pl.Boolean}
+        "split": [split_name] * n, "model": [model] * n, "user_idx": user_idx, "target": split.targets.numpy(),
+        "rank": masked.double().numpy(), f"hr_{k}": hit.double().numpy(), f"ndcg_{k}": ndcg.double().numpy(),
+        "bucket": buckets, "item_group": item_group_names(n_buckets)[buckets], "history_len": groups.lengths,
+        "user_group": groups.names(), "repeat": (split.history == split.targets[:, None]).any(1).numpy(),
+    }, schema=row_schema(k))
 
 
 def write_per_user(rows: list[pl.DataFrame], path: str | Path, k: int, n_buckets: int,
